@@ -1,0 +1,1 @@
+//! Bronze (being written).

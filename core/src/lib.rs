@@ -1,0 +1,13 @@
+//! patientflow core: the patient-flow lakehouse pipeline, independent of any hosting runtime.
+//!
+//! Data flows through the modules in this order:
+//! [`sources`] (parse HL7 v2, JSON ADT, EHR CSV extracts, reference data; the simulator) →
+//! [`bronze`] (lossless, idempotent raw tables with lineage) → Silver → Gold → serving.
+//! [`storage`] maps one lake URL (local path, `file://`, `az://`, `abfss://`) onto Delta tables.
+
+pub mod bronze;
+pub mod error;
+pub mod sources;
+pub mod storage;
+
+pub use error::{Error, Result};

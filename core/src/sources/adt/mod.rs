@@ -1,0 +1,1 @@
+//! ADT messages: HL7 v2 ER7 and JSON (being written).
