@@ -7,6 +7,8 @@
 
 pub mod bronze;
 pub mod error;
+pub mod pipeline;
+pub mod serving;
 pub mod sources;
 pub mod storage;
 

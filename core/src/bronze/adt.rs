@@ -1,0 +1,601 @@
+//! Bronze ingestion of the real-time ADT feed: HL7 v2 ER7 and JSON messages.
+//!
+//! One Bronze row per message. An event or file may hold several messages (HL7 batches, NDJSON); each
+//! becomes its own row with its position. Messages are parsed only as far as Bronze needs — message id,
+//! type, trigger event, facility — and a message that cannot be parsed is still stored, flagged
+//! `unparseable` with the reason.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use deltalake::arrow::array::{Array, AsArray};
+use tokio::sync::Mutex;
+
+use super::files::{decode_text, expand_paths, read_input};
+use super::rows::{Cell, RowsBuilder};
+use super::{sha256_hex, IngestReport, InputError, Lineage, LineageKind, ADT_MESSAGES};
+use crate::sources::adt::hl7::{split_stream, ChunkKind, Hl7Message};
+use crate::storage::{CommitMarker, Lake};
+use crate::Result;
+
+/// Rows per Delta commit when ingesting many files: bounds memory and keeps commits reasonable.
+const ROWS_PER_COMMIT: usize = 250_000;
+
+/// One delivery unit: an Event Hub event, an HTTP-posted record, or a whole file.
+#[derive(Debug, Clone)]
+pub struct AdtInput {
+    /// The bytes as delivered.
+    pub payload: Vec<u8>,
+    /// Where they came from.
+    pub lineage: Lineage,
+}
+
+/// A message cut out of an input, with what Bronze knows of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawMessage {
+    /// The message text (HL7 segments joined by CR; JSON as received).
+    pub text: String,
+    /// `hl7v2`, `json`, `fhir` or `unknown`.
+    pub format: &'static str,
+    /// Index of the message within its input.
+    pub position: usize,
+    /// Byte offset of the message within its input.
+    pub byte_offset: usize,
+    /// Header fields, or why the message could not be parsed.
+    pub header: std::result::Result<MessageHeader, String>,
+}
+
+/// The header fields Bronze records.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MessageHeader {
+    /// MSH-10 or the JSON `message_id`.
+    pub message_id: String,
+    /// `ADT^A01`-style message type.
+    pub message_type: String,
+    /// Trigger event (`A01`).
+    pub trigger_event: String,
+    /// Sending facility (hospital id).
+    pub facility: Option<String>,
+}
+
+/// Splits one input's text into messages. Never fails: what cannot be understood becomes a message
+/// with an error reason.
+pub fn split_messages(text: &str) -> Vec<RawMessage> {
+    let trimmed = text.trim_start_matches(['\u{feff}', '\u{0b}', ' ', '\t', '\r', '\n']);
+    if trimmed.is_empty() {
+        return Vec::new();
+    }
+    if trimmed.starts_with("MSH") || trimmed.starts_with("FHS") || trimmed.starts_with("BHS") {
+        return split_hl7(text);
+    }
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        return split_json(text);
+    }
+    let reason = if text.chars().take(4096).any(|c| c == '\0') {
+        "binary content: neither HL7 v2 (MSH/FHS/BHS) nor JSON".to_string()
+    } else {
+        "not an ADT message: neither HL7 v2 (starts with MSH, FHS or BHS) nor JSON (starts with { or [)"
+            .to_string()
+    };
+    vec![RawMessage {
+        text: text.to_string(),
+        format: "unknown",
+        position: 0,
+        byte_offset: 0,
+        header: Err(reason),
+    }]
+}
+
+fn split_hl7(text: &str) -> Vec<RawMessage> {
+    split_stream(text)
+        .into_iter()
+        .map(|chunk| {
+            let (text, header) = match chunk.kind {
+                ChunkKind::Message { text } => {
+                    let header = hl7_header(&text);
+                    (text, header)
+                }
+                ChunkKind::Junk { text, reason } => (text, Err(reason.to_string())),
+            };
+            RawMessage { text, format: "hl7v2", position: chunk.index, byte_offset: chunk.offset, header }
+        })
+        .collect()
+}
+
+fn hl7_header(text: &str) -> std::result::Result<MessageHeader, String> {
+    let message = Hl7Message::parse(text).map_err(|e| e.to_string())?;
+    let h = message.header().map_err(|e| e.to_string())?;
+    let facility = h.sending_facility.clone().filter(|f| !f.is_empty()).or_else(|| {
+        message.get("PV1-3.4").map(|f| f.into_owned()).filter(|f| !f.is_empty())
+    });
+    let message_type = match &h.trigger_event {
+        Some(t) => format!("{}^{}", h.message_code, t),
+        None => h.message_code.clone(),
+    };
+    Ok(MessageHeader {
+        message_id: h.control_id.clone(),
+        message_type,
+        trigger_event: h.trigger_event.clone().unwrap_or_default(),
+        facility,
+    })
+}
+
+fn split_json(text: &str) -> Vec<RawMessage> {
+    let trimmed_start = text.len() - text.trim_start().len();
+    if text[trimmed_start..].starts_with('[') {
+        return match json_array_spans(text) {
+            Some(spans) => spans
+                .into_iter()
+                .enumerate()
+                .map(|(position, (start, end))| json_message(&text[start..end], position, start))
+                .collect(),
+            None => vec![RawMessage {
+                text: text.to_string(),
+                format: "json",
+                position: 0,
+                byte_offset: 0,
+                header: Err("malformed JSON array".into()),
+            }],
+        };
+    }
+    let mut out = Vec::new();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        if !body.trim().is_empty() {
+            out.push(json_message(body, out.len(), offset));
+        }
+        offset += line.len();
+    }
+    out
+}
+
+fn json_message(text: &str, position: usize, byte_offset: usize) -> RawMessage {
+    let parsed: std::result::Result<serde_json::Value, _> = serde_json::from_str(text);
+    let (format, header) = match parsed {
+        Err(e) => ("json", Err(format!("malformed JSON: {e}"))),
+        Ok(v) if v.get("resourceType").is_some() => ("fhir", fhir_header(&v)),
+        Ok(v) => ("json", json_header(&v)),
+    };
+    RawMessage { text: text.to_string(), format, position, byte_offset, header }
+}
+
+fn json_str(v: &serde_json::Value, key: &str) -> Option<String> {
+    match v.get(key)? {
+        serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn json_header(v: &serde_json::Value) -> std::result::Result<MessageHeader, String> {
+    if !v.is_object() {
+        return Err("a JSON ADT event must be an object".into());
+    }
+    let message_id = json_str(v, "message_id").ok_or("missing message_id")?;
+    let trigger = json_str(v, "event_type").ok_or("missing event_type")?;
+    let facility = json_str(v, "facility").ok_or("missing facility")?;
+    Ok(MessageHeader {
+        message_id,
+        message_type: format!("ADT^{trigger}"),
+        trigger_event: trigger,
+        facility: Some(facility),
+    })
+}
+
+fn fhir_header(v: &serde_json::Value) -> std::result::Result<MessageHeader, String> {
+    let kind = json_str(v, "resourceType").ok_or("FHIR resource without resourceType")?;
+    let id = json_str(v, "id").ok_or("FHIR resource without id")?;
+    let facility = v
+        .get("serviceProvider")
+        .and_then(|p| p.get("reference"))
+        .and_then(|r| r.as_str())
+        .map(|r| r.rsplit('/').next().unwrap_or(r).to_string());
+    Ok(MessageHeader {
+        message_id: format!("{kind}/{id}"),
+        message_type: kind,
+        trigger_event: String::new(),
+        facility,
+    })
+}
+
+/// Byte spans of the top-level elements of a JSON array, or None when `text` is not a well-formed
+/// array at the top level. Elements are cut out verbatim so Bronze keeps them byte for byte.
+fn json_array_spans(text: &str) -> Option<Vec<(usize, usize)>> {
+    let bytes = text.as_bytes();
+    let mut i = text.len() - text.trim_start().len();
+    if bytes.get(i) != Some(&b'[') {
+        return None;
+    }
+    i += 1;
+    let mut spans = Vec::new();
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut start: Option<usize> = None;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            i += 1;
+            continue;
+        }
+        match b {
+            b'"' => {
+                in_string = true;
+                start.get_or_insert(i);
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                start.get_or_insert(i);
+            }
+            b'}' | b']' if depth > 0 => depth -= 1,
+            b']' => {
+                if let Some(s) = start.take() {
+                    spans.push((s, text[..i].trim_end().len()));
+                }
+                return text[i + 1..].trim().is_empty().then_some(spans);
+            }
+            b',' if depth == 0 => {
+                let s = start.take()?;
+                spans.push((s, text[..i].trim_end().len()));
+            }
+            c if !c.is_ascii_whitespace() => {
+                start.get_or_insert(i);
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Compact fingerprints of the messages already in Bronze: message key → payload hashes.
+/// 64-bit prefixes of SHA-256 keep a year of messages in a few tens of MB.
+#[derive(Debug, Default)]
+struct KeyIndex {
+    version: i64,
+    keys: HashMap<u64, Vec<u64>>,
+}
+
+fn fingerprint(s: &str) -> u64 {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(s.as_bytes());
+    u64::from_le_bytes(d[..8].try_into().unwrap_or_default())
+}
+
+fn hex_prefix(hex_hash: &str) -> u64 {
+    u64::from_str_radix(hex_hash.get(..16).unwrap_or("0"), 16).unwrap_or_default()
+}
+
+/// What became of one message.
+enum Verdict {
+    New,
+    Duplicate,
+    Conflict,
+}
+
+impl KeyIndex {
+    fn check_and_insert(&mut self, key: &str, payload_hash: &str) -> Verdict {
+        let hashes = self.keys.entry(fingerprint(key)).or_default();
+        let h = hex_prefix(payload_hash);
+        if hashes.contains(&h) {
+            Verdict::Duplicate
+        } else {
+            let conflict = !hashes.is_empty();
+            hashes.push(h);
+            if conflict {
+                Verdict::Conflict
+            } else {
+                Verdict::New
+            }
+        }
+    }
+}
+
+/// Writes ADT messages to Bronze. Keeps an in-memory index of the message keys already stored, so a
+/// long-running process checks re-deliveries without rescanning the table; the index is reloaded when
+/// another writer has committed in between.
+#[derive(Debug)]
+pub struct AdtIngestor {
+    lake: Lake,
+    index: Mutex<Option<KeyIndex>>,
+}
+
+impl AdtIngestor {
+    /// An ingestor for the lake.
+    pub fn new(lake: Lake) -> Self {
+        AdtIngestor { lake, index: Mutex::new(None) }
+    }
+
+    /// Ingests delivered events (Event Hub batch or HTTP batch) in one commit. Fails only when the lake
+    /// cannot be written, so the caller can retry the whole batch; bad messages are stored flagged.
+    pub async fn ingest_events(&self, inputs: Vec<AdtInput>, run_id: &str) -> Result<IngestReport> {
+        let mut guard = self.index.lock().await;
+        let index = self.fresh_index(&mut guard).await?;
+        let mut report = IngestReport { run_id: run_id.to_string(), ..Default::default() };
+        let mut rows = RowsBuilder::new();
+        let now = chrono::Utc::now();
+        for input in &inputs {
+            report.inputs_seen += 1;
+            add_input_rows(input, index, &mut rows, &mut report, run_id, now);
+        }
+        report.inputs_ingested = report.inputs_seen;
+        self.commit(index, rows, &[], &mut report).await?;
+        Ok(report)
+    }
+
+    /// Ingests ADT files (files, folders, globs). A file whose exact content was ingested before is
+    /// skipped; unreadable inputs are reported and the others still land.
+    pub async fn ingest_paths(
+        &self,
+        paths: &[String],
+        run_id: &str,
+        progress: &dyn Fn(&str, usize),
+    ) -> Result<IngestReport> {
+        let (files, errors) = expand_paths(paths);
+        self.ingest_files(files, errors, run_id, progress).await
+    }
+
+    async fn ingest_files(
+        &self,
+        files: Vec<PathBuf>,
+        errors: Vec<InputError>,
+        run_id: &str,
+        progress: &dyn Fn(&str, usize),
+    ) -> Result<IngestReport> {
+        let mut guard = self.index.lock().await;
+        let index = self.fresh_index(&mut guard).await?;
+        let mut report = IngestReport { run_id: run_id.to_string(), errors, ..Default::default() };
+        let table = self.lake.open_table(ADT_MESSAGES).await?;
+        let mut rows = RowsBuilder::new();
+        let mut markers = Vec::new();
+        let now = chrono::Utc::now();
+        for path in files {
+            report.inputs_seen += 1;
+            let file = match read_input(&path) {
+                Ok(f) => f,
+                Err(e) => {
+                    report.errors.push(e);
+                    continue;
+                }
+            };
+            let display = path.display().to_string();
+            if file.bytes.iter().all(|b| b.is_ascii_whitespace()) {
+                report.errors.push(InputError {
+                    input: display,
+                    reason: "empty file: no message to ingest".into(),
+                });
+                continue;
+            }
+            let marker_id = format!("file:{}", sha256_hex(&file.bytes));
+            let seen_in_table = match &table {
+                Some(t) => self.lake.marker_version(t, &marker_id).await?.is_some(),
+                None => false,
+            };
+            if seen_in_table || markers.iter().any(|m: &CommitMarker| m.app_id == marker_id) {
+                report.inputs_already_ingested += 1;
+                progress(&display, 0);
+                continue;
+            }
+            let input = AdtInput {
+                payload: file.bytes,
+                lineage: Lineage {
+                    kind: LineageKind::File,
+                    source_name: display.clone(),
+                    ..Default::default()
+                },
+            };
+            let before = rows.len();
+            add_input_rows(&input, index, &mut rows, &mut report, run_id, now);
+            report.inputs_ingested += 1;
+            markers.push(CommitMarker { app_id: marker_id, version: 1 });
+            progress(&display, rows.len() - before);
+            if rows.len() >= ROWS_PER_COMMIT {
+                let full = std::mem::take(&mut rows);
+                self.commit(index, full, &std::mem::take(&mut markers), &mut report).await?;
+            }
+        }
+        self.commit(index, rows, &markers, &mut report).await?;
+        Ok(report)
+    }
+
+    async fn commit(
+        &self,
+        index: &mut KeyIndex,
+        rows: RowsBuilder,
+        markers: &[CommitMarker],
+        report: &mut IngestReport,
+    ) -> Result<()> {
+        if rows.is_empty() && markers.is_empty() {
+            return Ok(());
+        }
+        let count = rows.len();
+        let batch = rows.finish()?;
+        let batches = if count > 0 { vec![batch] } else { Vec::new() };
+        if batches.is_empty() {
+            // Files that held only re-deliveries: nothing to append, nothing to mark.
+            return Ok(());
+        }
+        let metadata = HashMap::from([
+            ("patientflow.run_id".to_string(), serde_json::json!(report.run_id)),
+            ("patientflow.stage".to_string(), serde_json::json!("bronze.adt")),
+        ]);
+        let version = self.lake.append(ADT_MESSAGES, batches, markers, metadata).await?;
+        index.version = version;
+        *report.rows_written.entry(ADT_MESSAGES.sql_name()).or_default() += count;
+        report.versions.insert(ADT_MESSAGES.sql_name(), version);
+        Ok(())
+    }
+
+    /// Returns the key index, loading it when missing or when the table moved on without us.
+    async fn fresh_index<'a>(&self, guard: &'a mut Option<KeyIndex>) -> Result<&'a mut KeyIndex> {
+        let current = self.lake.open_table(ADT_MESSAGES).await?.and_then(|t| t.version()).unwrap_or(-1);
+        let stale = guard.as_ref().is_none_or(|i| i.version != current);
+        if stale {
+            *guard = Some(load_index(&self.lake, current).await?);
+        }
+        Ok(guard.get_or_insert_with(KeyIndex::default))
+    }
+}
+
+async fn load_index(lake: &Lake, version: i64) -> Result<KeyIndex> {
+    let mut index = KeyIndex { version, keys: HashMap::new() };
+    if version < 0 {
+        return Ok(index);
+    }
+    let batches = lake
+        .sql(&[ADT_MESSAGES], "SELECT message_key, payload_sha256 FROM bronze_adt_messages")
+        .await?;
+    for batch in batches {
+        let keys = string_values(batch.column(0).as_ref());
+        let hashes = string_values(batch.column(1).as_ref());
+        for (k, h) in keys.iter().zip(hashes.iter()) {
+            index.keys.entry(fingerprint(k)).or_default().push(hex_prefix(h));
+        }
+    }
+    Ok(index)
+}
+
+/// Reads a string column whatever its Arrow string flavour (Utf8, LargeUtf8, Utf8View).
+fn string_values(array: &dyn Array) -> Vec<String> {
+    use deltalake::arrow::datatypes::DataType;
+    match array.data_type() {
+        DataType::Utf8 => array.as_string::<i32>().iter().map(|v| v.unwrap_or_default().to_string()).collect(),
+        DataType::LargeUtf8 => array.as_string::<i64>().iter().map(|v| v.unwrap_or_default().to_string()).collect(),
+        DataType::Utf8View => array.as_string_view().iter().map(|v| v.unwrap_or_default().to_string()).collect(),
+        _ => vec![String::new(); array.len()],
+    }
+}
+
+/// Cuts one input into messages and pushes their Bronze rows.
+fn add_input_rows(
+    input: &AdtInput,
+    index: &mut KeyIndex,
+    rows: &mut RowsBuilder,
+    report: &mut IngestReport,
+    run_id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    let (text, encoding) = decode_text(&input.payload);
+    let ingested_at = now.timestamp_micros();
+    let ingest_date = now.format("%Y-%m-%d").to_string();
+    let l = &input.lineage;
+    for message in split_messages(&text) {
+        let payload_sha256 = sha256_hex(message.text.as_bytes());
+        let (status, error, header) = match &message.header {
+            Ok(h) => ("ok", None, Some(h)),
+            Err(reason) => ("unparseable", Some(reason.clone()), None),
+        };
+        let message_key = match header {
+            Some(h) => format!("{}|{}", h.facility.as_deref().unwrap_or(""), h.message_id),
+            None => format!("sha256:{payload_sha256}"),
+        };
+        let conflict = match index.check_and_insert(&message_key, &payload_sha256) {
+            Verdict::Duplicate => {
+                report.duplicates_skipped += 1;
+                continue;
+            }
+            Verdict::Conflict => {
+                report.id_conflicts += 1;
+                true
+            }
+            Verdict::New => false,
+        };
+        if status != "ok" {
+            report.flagged_rows += 1;
+        }
+        let cells: Vec<(&str, Cell)> = vec![
+            ("message_key", Cell::Str(Some(message_key))),
+            ("message_id", Cell::Str(header.map(|h| h.message_id.clone()))),
+            ("message_type", Cell::Str(header.map(|h| h.message_type.clone()))),
+            ("trigger_event", Cell::Str(header.map(|h| h.trigger_event.clone()).filter(|t| !t.is_empty()))),
+            ("facility", Cell::Str(header.and_then(|h| h.facility.clone()))),
+            ("format", Cell::Str(Some(message.format.to_string()))),
+            ("parse_status", Cell::Str(Some(status.to_string()))),
+            ("parse_error", Cell::Str(error)),
+            ("id_conflict", Cell::Bool(Some(conflict))),
+            ("payload", Cell::Str(Some(message.text))),
+            ("payload_encoding", Cell::Str(Some(encoding.to_string()))),
+            ("payload_sha256", Cell::Str(Some(payload_sha256))),
+            ("source_kind", Cell::Str(Some(l.kind.as_str().to_string()))),
+            ("source_name", Cell::Str(Some(l.source_name.clone()))),
+            ("source_position", Cell::Int(Some(message.position as i64))),
+            ("source_byte_offset", Cell::Int(Some(message.byte_offset as i64))),
+            ("eh_partition", Cell::Str(l.partition.clone())),
+            ("eh_sequence_number", Cell::Int(l.sequence_number)),
+            ("eh_offset", Cell::Str(l.offset.clone())),
+            ("eh_enqueued_time", Cell::Ts(l.enqueued_time.map(|t| t.timestamp_micros()))),
+            ("ingested_at", Cell::Ts(Some(ingested_at))),
+            ("ingest_date", Cell::Str(Some(ingest_date.clone()))),
+            ("run_id", Cell::Str(Some(run_id.to_string()))),
+        ];
+        rows.push_row(cells);
+    }
+}
+
+/// Counts of Bronze ADT rows by parse status, for reports and tests.
+pub async fn status_counts(lake: &Lake) -> Result<BTreeMap<String, i64>> {
+    if lake.open_table(ADT_MESSAGES).await?.is_none() {
+        return Ok(BTreeMap::new());
+    }
+    let batches = lake
+        .sql(
+            &[ADT_MESSAGES],
+            "SELECT parse_status, COUNT(*) AS n FROM bronze_adt_messages GROUP BY parse_status",
+        )
+        .await?;
+    let mut out = BTreeMap::new();
+    for b in batches {
+        let status = string_values(b.column(0).as_ref());
+        let n = b.column(1).as_primitive::<deltalake::arrow::datatypes::Int64Type>();
+        for (i, s) in status.into_iter().enumerate() {
+            out.insert(s, n.value(i));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_arrays_are_cut_verbatim_and_ndjson_by_line() {
+        let text = r#" [ {"a": "x,]"} , {"b": [1,2]} ]"#;
+        let spans = json_array_spans(text).unwrap();
+        assert_eq!(&text[spans[0].0..spans[0].1], r#"{"a": "x,]"}"#);
+        assert_eq!(&text[spans[1].0..spans[1].1], r#"{"b": [1,2]}"#);
+        assert!(json_array_spans("[1, 2").is_none());
+        assert!(json_array_spans("[1,,2]").is_none());
+        let msgs = split_messages("{\"message_id\":\"1\",\"event_type\":\"A01\",\"facility\":\"H\"}\n\n{bad\n");
+        assert_eq!(msgs.len(), 2);
+        assert!(msgs[0].header.is_ok());
+        assert!(msgs[1].header.as_ref().unwrap_err().starts_with("malformed JSON"));
+    }
+
+    #[test]
+    fn unknown_and_binary_content_is_kept_with_a_reason() {
+        let m = split_messages("hello world");
+        assert_eq!(m.len(), 1);
+        assert!(m[0].header.as_ref().unwrap_err().contains("neither HL7"));
+        let m = split_messages("\u{0}\u{1}PNG");
+        assert!(m[0].header.as_ref().unwrap_err().starts_with("binary content"));
+        assert!(split_messages("  \n").is_empty());
+    }
+
+    #[test]
+    fn key_index_tells_duplicates_from_conflicts() {
+        let mut idx = KeyIndex::default();
+        assert!(matches!(idx.check_and_insert("H|1", &sha256_hex(b"a")), Verdict::New));
+        assert!(matches!(idx.check_and_insert("H|1", &sha256_hex(b"a")), Verdict::Duplicate));
+        assert!(matches!(idx.check_and_insert("H|1", &sha256_hex(b"b")), Verdict::Conflict));
+        assert!(matches!(idx.check_and_insert("H|2", &sha256_hex(b"a")), Verdict::New));
+    }
+}

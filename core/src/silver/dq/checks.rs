@@ -1,0 +1,173 @@
+//! Checks shared by every source: timestamps, birth dates, sex codes.
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono_tz::Tz;
+
+use super::rules::{self, Rule};
+use super::Finding;
+use crate::sources::adt::time::{parse_date, parse_source_time, TimeFormat};
+
+/// What a time is checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct TimeContext {
+    /// The hospital's zone, for times without an offset.
+    pub zone: Tz,
+    /// When the record reached us: nothing can have happened more than a day after it.
+    pub received: DateTime<Utc>,
+    /// The source's standard format; other formats are read but reported.
+    pub standard: TimeFormat,
+}
+
+/// A time that passed its checks, with the repairs it needed.
+#[derive(Debug, Clone)]
+pub struct CheckedTime {
+    /// The instant.
+    pub utc: DateTime<Utc>,
+    /// Repairs applied (format, missing offset).
+    pub findings: Vec<Finding>,
+}
+
+/// Why a time was not usable: the rule and the reason.
+pub type TimeRejection = Finding;
+
+/// True for the placeholder dates systems write when they have no value.
+pub fn is_placeholder(date: NaiveDate) -> bool {
+    (date.year() == 1900 && date.ordinal() == 1) || (date.year() == 1970 && date.ordinal() == 1) || date.year() < 1900
+}
+
+/// Parses and checks one time field. `invalid_rule` is the rule for an unreadable value (the event
+/// time's own rule rejects the record; others leave the field out).
+pub fn check_time(
+    field: &str,
+    raw: &str,
+    ctx: &TimeContext,
+    invalid_rule: &'static Rule,
+) -> Result<CheckedTime, TimeRejection> {
+    let parsed = parse_source_time(raw)
+        .map_err(|e| Finding::new(invalid_rule, Some(field), format!("{field}: {e}"), Some(raw)))?;
+    if is_placeholder(parsed.local.date()) {
+        return Err(Finding::new(&rules::TIME_PLACEHOLDER, Some(field), format!("{field} is a placeholder date"), Some(raw)));
+    }
+    let utc = parsed
+        .to_utc(ctx.zone)
+        .map_err(|e| Finding::new(invalid_rule, Some(field), format!("{field}: {e}"), Some(raw)))?;
+    if utc > ctx.received + chrono::Duration::hours(24) {
+        return Err(Finding::new(
+            &rules::TIME_FUTURE,
+            Some(field),
+            format!("{field} is more than 24 h after the record was received"),
+            Some(raw),
+        ));
+    }
+    let mut findings = Vec::new();
+    if parsed.format != ctx.standard {
+        findings.push(Finding::new(
+            &rules::TIME_FORMAT,
+            Some(field),
+            format!("{field} written as {:?}, read with the alternative format", parsed.format),
+            Some(raw),
+        ));
+    }
+    if parsed.offset.is_none() {
+        findings.push(Finding::new(
+            &rules::TIME_NO_OFFSET,
+            Some(field),
+            format!("{field} has no UTC offset; read as {} local time", ctx.zone.name()),
+            Some(raw),
+        ));
+    }
+    Ok(CheckedTime { utc, findings })
+}
+
+/// Parses and checks a birth date against the event date: not a placeholder, not after the event, not
+/// more than 120 years before it.
+pub fn check_birth_date(raw: &str, event: DateTime<Utc>) -> Result<NaiveDate, Finding> {
+    let field = "birth_date";
+    let date = parse_date(raw)
+        .map_err(|e| Finding::new(&rules::PAT_AGE_IMPOSSIBLE, Some(field), format!("birth date unreadable: {e}"), Some(raw)))?;
+    if is_placeholder(date) {
+        return Err(Finding::new(&rules::TIME_PLACEHOLDER, Some(field), "birth date is a placeholder date", Some(raw)));
+    }
+    let event_date = event.date_naive();
+    if date > event_date {
+        return Err(Finding::new(&rules::PAT_AGE_IMPOSSIBLE, Some(field), "birth date after the event", Some(raw)));
+    }
+    if event_date.year() - date.year() > 120 {
+        return Err(Finding::new(&rules::PAT_AGE_IMPOSSIBLE, Some(field), "age above 120 years", Some(raw)));
+    }
+    Ok(date)
+}
+
+/// Normalises a sex code to HL7 table 0001 (F, M, O, U, A, N). Known spellings are mapped with a repair
+/// finding; anything else is an error.
+pub fn normalise_sex(raw: &str) -> Result<(String, Option<Finding>), Finding> {
+    let t = raw.trim();
+    if ["F", "M", "O", "U", "A", "N"].contains(&t) {
+        return Ok((t.to_string(), None));
+    }
+    let mapped = match t.to_ascii_lowercase().as_str() {
+        "f" | "female" | "woman" | "w" => Some("F"),
+        "m" | "male" | "man" => Some("M"),
+        "o" | "other" => Some("O"),
+        "u" | "unknown" => Some("U"),
+        // ISO/IEC 5218: 0 not known, 1 male, 2 female, 9 not applicable.
+        "1" => Some("M"),
+        "2" => Some("F"),
+        "0" => Some("U"),
+        "9" => Some("N"),
+        _ => None,
+    };
+    match mapped {
+        Some(code) => Ok((
+            code.to_string(),
+            Some(Finding::new(&rules::PAT_SEX_INVALID, Some("sex"), format!("sex code mapped to {code}"), Some(raw))),
+        )),
+        None => Err(Finding::new(&rules::PAT_SEX_INVALID, Some("sex"), "sex code outside HL7 table 0001", Some(raw))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn ctx() -> TimeContext {
+        TimeContext {
+            zone: chrono_tz::America::Chicago,
+            received: Utc.with_ymd_and_hms(2026, 1, 20, 0, 0, 0).unwrap(),
+            standard: TimeFormat::Hl7Dtm,
+        }
+    }
+
+    #[test]
+    fn times_are_checked_and_repaired() {
+        let ok = check_time("event_time", "20260114083000-0600", &ctx(), &rules::TIME_EVENT_INVALID).unwrap();
+        assert_eq!(ok.utc, Utc.with_ymd_and_hms(2026, 1, 14, 14, 30, 0).unwrap());
+        assert!(ok.findings.is_empty());
+        let local = check_time("event_time", "202601140830", &ctx(), &rules::TIME_EVENT_INVALID).unwrap();
+        assert_eq!(local.utc, Utc.with_ymd_and_hms(2026, 1, 14, 14, 30, 0).unwrap());
+        assert_eq!(local.findings[0].rule.id, "DQ-TIME-NO-OFFSET");
+        let us = check_time("event_time", "01/14/2026 08:30", &ctx(), &rules::TIME_EVENT_INVALID).unwrap();
+        assert_eq!(us.utc, local.utc);
+        assert!(us.findings.iter().any(|f| f.rule.id == "DQ-TIME-FORMAT"));
+        let e = check_time("event_time", "19000101000000", &ctx(), &rules::TIME_EVENT_INVALID).unwrap_err();
+        assert_eq!(e.rule.id, "DQ-TIME-PLACEHOLDER");
+        let e = check_time("event_time", "20310101000000-0600", &ctx(), &rules::TIME_EVENT_INVALID).unwrap_err();
+        assert_eq!(e.rule.id, "DQ-TIME-FUTURE");
+        let e = check_time("event_time", "2026-13-01", &ctx(), &rules::TIME_EVENT_INVALID).unwrap_err();
+        assert_eq!(e.rule.id, "DQ-TIME-EVENT-INVALID");
+    }
+
+    #[test]
+    fn birth_dates_and_sex_codes() {
+        let at = Utc.with_ymd_and_hms(2026, 1, 14, 0, 0, 0).unwrap();
+        assert!(check_birth_date("19800102", at).is_ok());
+        assert_eq!(check_birth_date("2027-01-01", at).unwrap_err().rule.id, "DQ-PAT-AGE-IMPOSSIBLE");
+        assert_eq!(check_birth_date("1890-01-01", at).unwrap_err().rule.id, "DQ-TIME-PLACEHOLDER");
+        assert_eq!(check_birth_date("1901-05-01", at).unwrap_err().rule.id, "DQ-PAT-AGE-IMPOSSIBLE");
+        assert_eq!(normalise_sex("F").unwrap(), ("F".to_string(), None));
+        assert_eq!(normalise_sex("female").unwrap().0, "F");
+        assert_eq!(normalise_sex("2").unwrap().0, "F");
+        assert_eq!(normalise_sex("X").unwrap_err().rule.id, "DQ-PAT-SEX-INVALID");
+    }
+}

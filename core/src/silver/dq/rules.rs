@@ -1,0 +1,127 @@
+//! The data-quality rule catalogue. Every rule has an id, a severity and an action; `docs/data-quality.md`
+//! describes each one and the tests check that the two agree.
+
+use serde::Serialize;
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Recorded for the report; the data is correct as repaired.
+    Info,
+    /// Part of a record was not usable; the rest was kept.
+    Warn,
+    /// The record was rejected.
+    Error,
+}
+
+impl Severity {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warn => "warn",
+            Severity::Error => "error",
+        }
+    }
+}
+
+/// What a rule does to the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// The record is kept with a value repaired by the rule's documented method.
+    Repair,
+    /// The offending attribute is left out (the previous known value stays); the record is kept.
+    DropAttribute,
+    /// The whole record goes to quarantine.
+    Quarantine,
+    /// Counted only (e.g. a re-delivery removed by Bronze, an event that arrived late).
+    Count,
+}
+
+impl Action {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Repair => "repair",
+            Action::DropAttribute => "drop_attribute",
+            Action::Quarantine => "quarantine",
+            Action::Count => "count",
+        }
+    }
+}
+
+/// One rule of the catalogue.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Rule {
+    /// Stable id (`DQ-TIME-FUTURE`).
+    pub id: &'static str,
+    /// One line on what the rule checks.
+    pub description: &'static str,
+    /// Severity of a finding.
+    pub severity: Severity,
+    /// What happens to the record.
+    pub action: Action,
+}
+
+macro_rules! rules {
+    ($($name:ident = $id:literal, $sev:ident, $act:ident, $desc:literal;)*) => {
+        $(
+            #[doc = $desc]
+            pub const $name: Rule = Rule { id: $id, description: $desc, severity: Severity::$sev, action: Action::$act };
+        )*
+        /// Every rule, in catalogue order.
+        pub const ALL: &[Rule] = &[$($name),*];
+    };
+}
+
+rules! {
+    ADT_MALFORMED = "DQ-ADT-MALFORMED", Error, Quarantine,
+        "The message could not be parsed (truncated, no MSH-10, wrong separators, not HL7 or JSON).";
+    ADT_ID_CONFLICT = "DQ-ADT-ID-CONFLICT", Error, Quarantine,
+        "A message reuses the id of an earlier message with different content; the first one stands.";
+    ADT_NOT_APPLIED = "DQ-ADT-NOT-APPLIED", Info, Count,
+        "A message that is not a patient-flow ADT event (e.g. ORU results, A05, A40); stored in Bronze, counted, not applied.";
+    ADT_FACILITY_UNKNOWN = "DQ-ADT-FACILITY-UNKNOWN", Error, Quarantine,
+        "The sending facility is missing or not a hospital of the network.";
+    ADT_MRN_MISSING = "DQ-ADT-MRN-MISSING", Error, Quarantine,
+        "The message names no patient (PID-3 / patient.mrn empty).";
+    ADT_VISIT_MISSING = "DQ-ADT-VISIT-MISSING", Error, Quarantine,
+        "An encounter event (A01-A04, A11-A13) without a visit number (PV1-19).";
+    TIME_EVENT_INVALID = "DQ-TIME-EVENT-INVALID", Error, Quarantine,
+        "The event time (EVN-6, else EVN-2, else MSH-7) is missing or unreadable.";
+    TIME_PLACEHOLDER = "DQ-TIME-PLACEHOLDER", Warn, DropAttribute,
+        "A 1900-01-01 or 1970-01-01 placeholder date; an event time like that rejects the message, another field is left out.";
+    TIME_FUTURE = "DQ-TIME-FUTURE", Warn, DropAttribute,
+        "A time more than 24 h after the message was created or received; an event time like that rejects the message, another field is left out.";
+    TIME_FORMAT = "DQ-TIME-FORMAT", Info, Repair,
+        "A time in a format other than the source's standard one (e.g. MM/DD/YYYY hh:mm); read with the documented alternative formats.";
+    TIME_NO_OFFSET = "DQ-TIME-NO-OFFSET", Info, Repair,
+        "A local time without a UTC offset; read in the hospital's IANA zone (DST gap: shifted forward; overlap: the earlier instant).";
+    TIME_DISCHARGE_BEFORE_ADMIT = "DQ-TIME-DISCHARGE-BEFORE-ADMIT", Warn, Repair,
+        "A discharge time earlier than the admit time; the discharge falls back to the event time when that is consistent, else the record is rejected.";
+    ADMIT_TIME_MISSING = "DQ-ADMIT-TIME-MISSING", Info, Repair,
+        "An A01 without PV1-44 admit time; the admission is the A01's event time (EVN-6), which is what an A01 records.";
+    PAT_SEX_INVALID = "DQ-PAT-SEX-INVALID", Warn, DropAttribute,
+        "A sex code outside HL7 table 0001; known spellings (female, male, ISO 5218 digits) are mapped, others left out.";
+    PAT_AGE_IMPOSSIBLE = "DQ-PAT-AGE-IMPOSSIBLE", Warn, DropAttribute,
+        "A birth date after the event or more than 120 years before it, or unreadable; left out.";
+    PAT_IDENTITY_CONFLICT = "DQ-PAT-IDENTITY-CONFLICT", Warn, DropAttribute,
+        "A non-update message gives an MRN another birth date or sex than its established identity; its demographics are not applied.";
+    DEPT_UNKNOWN = "DQ-DEPT-UNKNOWN", Error, Quarantine,
+        "A location whose department code is not in the hospital's department metadata.";
+    DUPLICATE_DELIVERY = "DQ-DUPLICATE-DELIVERY", Info, Count,
+        "An exact re-delivery of a message or file; removed by Bronze and counted.";
+    LATE_EVENT = "DQ-LATE-EVENT", Info, Count,
+        "An event that arrived after later events of its encounter, or long after it happened; placed by event time.";
+    EHR_ROW_INVALID = "DQ-EHR-ROW-INVALID", Error, Quarantine,
+        "An EHR extract row without its key columns, or irregular (wrong field count).";
+    REF_ROW_INVALID = "DQ-REF-ROW-INVALID", Error, Quarantine,
+        "A hospital or department row with a missing key, an unreadable number or date, or an unknown time zone.";
+}
+
+/// Looks a rule up by id.
+pub fn by_id(id: &str) -> Option<&'static Rule> {
+    ALL.iter().find(|r| r.id == id)
+}

@@ -1,0 +1,1 @@
+//! FHIR R4 Encounter/Patient resources (being written).

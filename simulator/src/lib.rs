@@ -1,0 +1,1 @@
+//! The patient-flow simulator (being written).
