@@ -13,12 +13,20 @@ async fn azurite_reingest_changes_nothing() {
     if azurite_or_skip("azurite reingest").is_none() {
         return;
     }
-    let Some(data) = shared_data_or_skip("azurite reingest") else { return };
+    let Some(data) = shared_data_or_skip("azurite reingest") else {
+        return;
+    };
     use_emulator();
     scenarios::reingest_changes_nothing(
         &unique_azure_lake("reingest"),
-        &[data.join("hl7v2_adt/ms_fhir_converter").display().to_string()],
-        &[data.join("synthea_csv_ma100/csv/patients.csv").display().to_string()],
+        &[data
+            .join("hl7v2_adt/ms_fhir_converter")
+            .display()
+            .to_string()],
+        &[data
+            .join("synthea_csv_ma100/csv/patients.csv")
+            .display()
+            .to_string()],
         &[],
     )
     .await;
@@ -40,5 +48,6 @@ async fn azurite_schema_evolves_with_new_columns() {
     }
     use_emulator();
     let dir = tempfile::tempdir().unwrap();
-    scenarios::new_extract_columns_evolve_the_schema(&unique_azure_lake("schema"), dir.path()).await;
+    scenarios::new_extract_columns_evolve_the_schema(&unique_azure_lake("schema"), dir.path())
+        .await;
 }

@@ -38,11 +38,17 @@ pub enum Error {
 impl Error {
     /// Wraps a delta-rs error with the table it concerns.
     pub fn delta(table: impl Into<String>, source: deltalake::DeltaTableError) -> Self {
-        Error::Delta { table: table.into(), source }
+        Error::Delta {
+            table: table.into(),
+            source,
+        }
     }
 
     /// An I/O error with the path it concerns.
     pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
-        Error::Io { path: path.as_ref().display().to_string(), source }
+        Error::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
     }
 }

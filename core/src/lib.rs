@@ -7,8 +7,10 @@
 
 pub mod bronze;
 pub mod error;
+pub mod gold;
 pub mod pipeline;
 pub mod serving;
+pub mod silver;
 pub mod sources;
 pub mod storage;
 

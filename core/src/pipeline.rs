@@ -31,3 +31,28 @@ pub struct StageReport {
     /// Stage-specific details (per-table counts, versions, DQ figures).
     pub details: serde_json::Value,
 }
+
+/// Options of a refresh run.
+#[derive(Debug, Clone, Default)]
+pub struct RefreshOptions {
+    /// Rebuild from Bronze (Silver) or Silver (Gold) instead of processing only what is new.
+    pub full: bool,
+    /// What started the run (`cli`, `timer`, `adf`, `serve`…), recorded in the report.
+    pub trigger: String,
+}
+
+/// Refreshes Silver from what Bronze gained since Silver's checkpoint.
+pub async fn refresh_silver(
+    lake: &crate::storage::Lake,
+    options: &RefreshOptions,
+) -> crate::Result<StageReport> {
+    crate::silver::refresh(lake, options).await
+}
+
+/// Refreshes Gold from what Silver gained since Gold's checkpoint.
+pub async fn refresh_gold(
+    lake: &crate::storage::Lake,
+    options: &RefreshOptions,
+) -> crate::Result<StageReport> {
+    crate::gold::refresh(lake, options).await
+}

@@ -13,7 +13,10 @@ fn data_dir() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!("note: {} not found; skipping sample-data test", dir.display());
+        eprintln!(
+            "note: {} not found; skipping sample-data test",
+            dir.display()
+        );
         None
     }
 }
@@ -246,7 +249,10 @@ fn python_hl7_bad_files() {
             .map(|c| match c.kind {
                 ChunkKind::Message { .. } => None,
                 ChunkKind::Junk { reason, text } => {
-                    assert!(text.starts_with("EVN|") || text.starts_with("PID|"), "{file}");
+                    assert!(
+                        text.starts_with("EVN|") || text.starts_with("PID|"),
+                        "{file}"
+                    );
                     assert!(text.ends_with("PV1|1|O||||^^^^^1"), "{file}");
                     Some(reason)
                 }
@@ -339,7 +345,15 @@ mod never_panics {
             if let Ok(m) = Hl7Message::parse_lenient(chunk.text()) {
                 let _ = m.header();
                 let _ = to_adt_event(&m);
-                for p in ["MSH-1", "MSH-2", "MSH-9.2", "PID-3[2].1", "PV1-3.4.2", "OBX[3]-5", "ZPF-1[9]"] {
+                for p in [
+                    "MSH-1",
+                    "MSH-2",
+                    "MSH-9.2",
+                    "PID-3[2].1",
+                    "PV1-3.4.2",
+                    "OBX[3]-5",
+                    "ZPF-1[9]",
+                ] {
                     let _ = m.get(p);
                     let _ = m.get_raw(p);
                 }
@@ -362,10 +376,44 @@ mod never_panics {
     /// HL7-flavoured tokens, so random input reaches deep into the parser.
     fn hl7ish() -> impl Strategy<Value = String> {
         let token = prop::sample::select(vec![
-            "MSH", "MSH|^~\\&|", "FHS|", "BHS|", "BTS|", "FTS|", "PID|", "PV1|", "EVN|", "ZPF|", "|",
-            "^", "~", "\\", "&", "#", "\r", "\n", "\r\n", "\u{0b}", "\u{1c}", "\u{feff}", " ", "é",
-            "東", "A01", "ADT^A01", "1", "20260114", "+0215", ".", "\\X41\\", "\\XZ", "\\F\\",
-            "\\.br\\", "=", "MR", "\"\"",
+            "MSH",
+            "MSH|^~\\&|",
+            "FHS|",
+            "BHS|",
+            "BTS|",
+            "FTS|",
+            "PID|",
+            "PV1|",
+            "EVN|",
+            "ZPF|",
+            "|",
+            "^",
+            "~",
+            "\\",
+            "&",
+            "#",
+            "\r",
+            "\n",
+            "\r\n",
+            "\u{0b}",
+            "\u{1c}",
+            "\u{feff}",
+            " ",
+            "é",
+            "東",
+            "A01",
+            "ADT^A01",
+            "1",
+            "20260114",
+            "+0215",
+            ".",
+            "\\X41\\",
+            "\\XZ",
+            "\\F\\",
+            "\\.br\\",
+            "=",
+            "MR",
+            "\"\"",
         ]);
         prop::collection::vec(token, 0..60).prop_map(|v| v.concat())
     }
@@ -394,5 +442,87 @@ mod never_panics {
             let _ = parse_source_time(&s);
             let _ = parse_date(&s);
         }
+    }
+}
+
+mod fhir_samples {
+    use patientflow_core::sources::adt::fhir::{events_from_ndjson, FhirPatients};
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    fn read(rel: &str) -> Option<String> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/data")
+            .join(rel);
+        match std::fs::read_to_string(&path) {
+            Ok(t) => Some(t),
+            Err(_) => {
+                eprintln!("note: {} not found; skipping", path.display());
+                None
+            }
+        }
+    }
+
+    fn kinds(events: &[patientflow_core::sources::adt::AdtEvent]) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for e in events {
+            *out.entry(e.event_type.clone().unwrap_or_default())
+                .or_default() += 1;
+        }
+        out
+    }
+
+    #[test]
+    fn mimic_iv_demo() {
+        let (Some(enc), Some(pat)) = (
+            read("mimic_iv_fhir_demo/Encounter.ndjson"),
+            read("mimic_iv_fhir_demo/Patient.ndjson"),
+        ) else {
+            return;
+        };
+        let patients = FhirPatients::from_ndjson(&pat);
+        assert_eq!(patients.len(), 100);
+        let (events, errors) = events_from_ndjson(&enc, &patients, None);
+        assert!(errors.is_empty(), "{errors:?}");
+        // 263 admissions; 823 location intervals = 263 first stays + 560 transfers.
+        let want: BTreeMap<String, usize> = [
+            ("A01".to_string(), 263),
+            ("A02".to_string(), 560),
+            ("A03".to_string(), 263),
+        ]
+        .into();
+        assert_eq!(kinds(&events), want);
+        assert!(events
+            .iter()
+            .all(|e| e.mrn.is_some() && e.facility.is_some()));
+        assert!(events
+            .iter()
+            .all(|e| e.birth_date.is_some() && e.sex.is_some()));
+        assert!(events.iter().all(|e| e.department.is_some()));
+    }
+
+    #[test]
+    fn synthea_bulk() {
+        let (Some(enc), Some(pat)) = (
+            read("synthea_fhir_bulk_ndjson_10pt/Encounter.000.ndjson"),
+            read("synthea_fhir_bulk_ndjson_10pt/Patient.000.ndjson"),
+        ) else {
+            return;
+        };
+        let patients = FhirPatients::from_ndjson(&pat);
+        assert_eq!(patients.len(), 13);
+        let (events, errors) = events_from_ndjson(&enc, &patients, None);
+        assert!(errors.is_empty(), "{errors:?}");
+        // Class IMP 49 → A01; AMB/EMER/HH/VR 1166 → A04; no location periods, so no transfers.
+        let want: BTreeMap<String, usize> = [
+            ("A01".to_string(), 49),
+            ("A03".to_string(), 1215),
+            ("A04".to_string(), 1166),
+        ]
+        .into();
+        assert_eq!(kinds(&events), want);
+        assert!(events
+            .iter()
+            .all(|e| e.mrn.is_some() && e.facility.is_some()));
     }
 }

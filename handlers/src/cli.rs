@@ -8,7 +8,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "patientflow", version, about, long_about = None)]
 pub struct Cli {
     /// Lake location: a local folder, file:// URL, or az://container/prefix (Azure Blob / ADLS Gen2 / Azurite).
-    #[arg(long, global = true, env = "PATIENTFLOW_LAKE", default_value = "./lake")]
+    #[arg(
+        long,
+        global = true,
+        env = "PATIENTFLOW_LAKE",
+        default_value = "./lake"
+    )]
     pub lake: String,
 
     /// Log level filter (error, warn, info, debug, trace) or a tracing directive.
@@ -31,6 +36,76 @@ pub enum Command {
     Query(QueryArgs),
     /// The main job on the local default: ingest the public sample data and show the tables.
     Demo(DemoArgs),
+    /// Generate simulated data for the hospitals: ADT messages, EHR extracts, department metadata and the
+    /// ground truth.
+    Generate(crate::commands::generate::GenerateArgs),
+    /// Refresh a layer from what its inputs gained since its checkpoint.
+    #[command(subcommand)]
+    Refresh(RefreshCommand),
+    /// Write a report.
+    #[command(subcommand)]
+    Report(ReportCommand),
+    /// Run as the Azure Functions custom handler (started by the Functions host; listens on
+    /// FUNCTIONS_CUSTOMHANDLER_PORT).
+    Handler(crate::commands::handler::HandlerArgs),
+    /// The local runtime: the Functions app on localhost with timers, an ADT ingest endpoint, SQL,
+    /// dashboard and an optional live simulator.
+    Serve(crate::commands::serve::ServeArgs),
+    /// Assemble the deployable Function App folder (host.json, function folders, this binary).
+    Package(crate::commands::package::PackageArgs),
+    /// Benchmarks of the running handler.
+    #[command(subcommand)]
+    Bench(crate::http::bench::BenchCommand),
+    /// Benchmark the Gold refresh (full, incremental) and the dashboard's queries on simulated data.
+    BenchGold(crate::commands::bench_gold::BenchArgs),
+}
+
+/// What to refresh.
+#[derive(Debug, Subcommand)]
+pub enum RefreshCommand {
+    /// Silver: parse, cleanse, quarantine, encounters, stays, SCD2 dimensions.
+    Silver(RefreshArgs),
+    /// Gold: star schema (dimensions, encounter/stay/hourly-census facts) and KPI marts.
+    Gold(GoldRefreshArgs),
+}
+
+/// Options of `refresh gold`.
+#[derive(Debug, Args)]
+pub struct GoldRefreshArgs {
+    #[command(flatten)]
+    pub common: RefreshArgs,
+    /// "Now" for the current-state KPIs (RFC 3339); default: the latest event time in Silver.
+    #[arg(long)]
+    pub as_of: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Options of a refresh.
+#[derive(Debug, Args)]
+pub struct RefreshArgs {
+    /// Rebuild from the layer's inputs instead of processing only what is new.
+    #[arg(long)]
+    pub full: bool,
+    /// Print the stage report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Which report.
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// The data-quality report of a Silver run (the latest by default): JSON and HTML.
+    Dq(DqReportArgs),
+}
+
+/// Options of `report dq`.
+#[derive(Debug, Args)]
+pub struct DqReportArgs {
+    /// Run id (default: the latest run).
+    #[arg(long)]
+    pub run: Option<String>,
+    /// Folder to write dq-report.json and dq-report.html to.
+    #[arg(long, default_value = "reports")]
+    pub out: std::path::PathBuf,
 }
 
 /// Options of `demo`.

@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod http;
 
 use std::process::ExitCode;
 
@@ -20,8 +21,14 @@ pub enum Outcome {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let server = matches!(cli.command, Command::Handler(_) | Command::Serve(_));
+    // Under the Functions host, JSON lines on stdout (forwarded to Application Insights `traces`).
+    let json_stdout = server && std::env::var_os("FUNCTIONS_CUSTOMHANDLER_PORT").is_some();
+    init_logging(&cli.log, server, json_stdout);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -44,6 +51,14 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Tables(args) => commands::tables::run(&cli.lake, args).await,
         Command::Query(args) => commands::query::run(&cli.lake, args).await,
         Command::Demo(args) => commands::demo::run(&cli.lake, args).await,
+        Command::Generate(args) => commands::generate::run(args).await,
+        Command::Refresh(cmd) => commands::refresh::run(&cli.lake, cmd).await,
+        Command::Report(cmd) => commands::report::run(&cli.lake, cmd).await,
+        Command::Handler(args) => commands::handler::run(&cli.lake, args).await,
+        Command::Serve(args) => commands::serve::run(&cli.lake, args).await,
+        Command::Package(args) => commands::package::run(args).await,
+        Command::Bench(cmd) => http::bench::run(cmd).await,
+        Command::BenchGold(args) => commands::bench_gold::run(args).await,
     }
 }
 
@@ -59,8 +74,27 @@ fn one_line(e: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
-fn init_logging(filter: &str) {
+fn init_logging(filter: &str, server: bool, json_stdout: bool) {
+    // Servers log their invocations at info unless a filter other than the default was given.
+    let filter = if server && filter == "warn" {
+        "warn,patientflow=info,patientflow_core=info"
+    } else {
+        filter
+    };
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    if json_stdout {
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_env_filter(filter)
+            .with_writer(std::io::stdout)
+            .try_init();
+    } else {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
 }

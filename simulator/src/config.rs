@@ -144,10 +144,16 @@ impl SimConfig {
             return bad(format!("scale = {}: must be in (0, 20]", self.scale));
         }
         if !(0.0..=1.0).contains(&self.json_fraction) {
-            return bad(format!("json_fraction = {}: must be in [0, 1]", self.json_fraction));
+            return bad(format!(
+                "json_fraction = {}: must be in [0, 1]",
+                self.json_fraction
+            ));
         }
         if !(0.0..=1.0).contains(&self.dirty_rate) {
-            return bad(format!("dirty_rate = {}: must be in [0, 1]", self.dirty_rate));
+            return bad(format!(
+                "dirty_rate = {}: must be in [0, 1]",
+                self.dirty_rate
+            ));
         }
         for (c, r) in &self.defect_rates {
             if !(0.0..=1.0).contains(r) {
@@ -156,7 +162,10 @@ impl SimConfig {
         }
         use chrono::Datelike;
         if !(1900..=2400).contains(&self.start_date.year()) {
-            return bad(format!("start_date = {}: year must be 1900..=2400", self.start_date));
+            return bad(format!(
+                "start_date = {}: year must be 1900..=2400",
+                self.start_date
+            ));
         }
         self.hospital_indices()?;
         Ok(())

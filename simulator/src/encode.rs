@@ -121,7 +121,12 @@ fn message_structure(event: &str) -> &'static str {
 }
 
 /// Encode as HL7 ER7 with segment terminator `seg_end` (the last segment is terminated too).
-pub fn to_hl7(m: &AdtMessage, tz: &OffsetTable, seg_end: &str, malformed: Option<Malformed>) -> String {
+pub fn to_hl7(
+    m: &AdtMessage,
+    tz: &OffsetTable,
+    seg_end: &str,
+    malformed: Option<Malformed>,
+) -> String {
     let mut s = String::with_capacity(520);
     // MSH
     s.push_str("MSH|^~\\&|ADT|");
@@ -221,7 +226,8 @@ pub fn to_hl7(m: &AdtMessage, tz: &OffsetTable, seg_end: &str, malformed: Option
             // Keep MSH, cut somewhere in the rest, end with a terminator so the next message
             // still starts on a fresh segment.
             let body = s.len() - msh_end;
-            let mut cut = msh_end + 4 + (body.saturating_sub(8) as u64 * frac as u64 / 1000) as usize;
+            let mut cut =
+                msh_end + 4 + (body.saturating_sub(8) as u64 * frac as u64 / 1000) as usize;
             while !s.is_char_boundary(cut) {
                 cut -= 1;
             }

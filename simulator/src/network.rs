@@ -3,7 +3,7 @@
 //! Sizes and volumes are documented (with their reasoning) in `docs/simulator.md`.
 
 use crate::rng::SimRng;
-use crate::time::{self, DAY};
+use crate::time;
 use chrono_tz::Tz;
 
 /// Department kinds, in the fixed order used for indexing.
@@ -131,14 +131,6 @@ impl Framing {
             Framing::Crlf | Framing::Lf => "",
         }
     }
-    /// Name for docs.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Framing::CrThenLf => "CR segment terminators, LF after each message",
-            Framing::Crlf => "CRLF segment terminators",
-            Framing::Lf => "LF segment terminators",
-        }
-    }
 }
 
 /// Static description of one hospital.
@@ -180,9 +172,9 @@ pub fn mha_hospitals() -> Vec<HospitalSpec> {
             time_zone: "America/Chicago",
             framing: Framing::CrThenLf,
             //        ED  ICU SURG MED CARD PEDS MAT
-            licensed: [80, 64, 110, 216, 76, 28, 40],
+            licensed: [100, 64, 104, 264, 78, 28, 42],
             ed_visits_per_year: 140_000.0,
-            admit_factor: 1.15,
+            admit_factor: 1.05,
             surg_electives_per_weekday: 15.0,
             card_electives_per_weekday: 5.0,
             births_per_day: 9.0,
@@ -203,9 +195,9 @@ pub fn mha_hospitals() -> Vec<HospitalSpec> {
             state: "WI",
             time_zone: "America/Chicago",
             framing: Framing::Crlf,
-            licensed: [46, 30, 56, 124, 44, 16, 24],
+            licensed: [66, 36, 56, 156, 46, 16, 28],
             ed_visits_per_year: 92_000.0,
-            admit_factor: 1.0,
+            admit_factor: 0.95,
             surg_electives_per_weekday: 8.0,
             card_electives_per_weekday: 3.0,
             births_per_day: 6.0,
@@ -226,9 +218,9 @@ pub fn mha_hospitals() -> Vec<HospitalSpec> {
             state: "OH",
             time_zone: "America/New_York",
             framing: Framing::CrThenLf,
-            licensed: [40, 24, 46, 100, 34, 14, 22],
+            licensed: [58, 28, 46, 122, 36, 12, 26],
             ed_visits_per_year: 80_000.0,
-            admit_factor: 0.95,
+            admit_factor: 0.85,
             surg_electives_per_weekday: 6.5,
             card_electives_per_weekday: 2.5,
             births_per_day: 5.5,
@@ -249,9 +241,9 @@ pub fn mha_hospitals() -> Vec<HospitalSpec> {
             state: "IN",
             time_zone: "America/New_York",
             framing: Framing::CrThenLf,
-            licensed: [32, 16, 34, 80, 24, 0, 26],
+            licensed: [46, 22, 34, 92, 28, 0, 26],
             ed_visits_per_year: 64_000.0,
-            admit_factor: 0.9,
+            admit_factor: 0.8,
             surg_electives_per_weekday: 5.0,
             card_electives_per_weekday: 2.0,
             births_per_day: 5.5,
@@ -272,13 +264,13 @@ pub fn mha_hospitals() -> Vec<HospitalSpec> {
             state: "MN",
             time_zone: "America/Chicago",
             framing: Framing::Lf,
-            licensed: [26, 12, 26, 64, 0, 12, 26],
+            licensed: [38, 14, 26, 74, 0, 12, 26],
             ed_visits_per_year: 52_000.0,
-            admit_factor: 0.85,
+            admit_factor: 0.6,
             surg_electives_per_weekday: 4.0,
             card_electives_per_weekday: 0.0,
             births_per_day: 5.5,
-            peds_direct_per_day: 0.3,
+            peds_direct_per_day: 1.0,
             towns: &[
                 ("Minneapolis", "MN", 55401, 30),
                 ("Saint Paul", "MN", 55101, 20),
@@ -295,9 +287,9 @@ pub fn mha_hospitals() -> Vec<HospitalSpec> {
             state: "MI",
             time_zone: "America/New_York",
             framing: Framing::Crlf,
-            licensed: [20, 8, 16, 44, 10, 0, 12],
+            licensed: [30, 10, 16, 44, 12, 0, 12],
             ed_visits_per_year: 40_000.0,
-            admit_factor: 0.8,
+            admit_factor: 0.6,
             surg_electives_per_weekday: 2.0,
             card_electives_per_weekday: 0.8,
             births_per_day: 2.5,
@@ -318,9 +310,9 @@ pub fn mha_hospitals() -> Vec<HospitalSpec> {
             state: "IA",
             time_zone: "America/Chicago",
             framing: Framing::CrThenLf,
-            licensed: [16, 6, 10, 34, 0, 0, 10],
+            licensed: [24, 8, 12, 38, 0, 0, 10],
             ed_visits_per_year: 32_000.0,
-            admit_factor: 0.75,
+            admit_factor: 0.5,
             surg_electives_per_weekday: 1.5,
             card_electives_per_weekday: 0.0,
             births_per_day: 2.0,
@@ -383,7 +375,6 @@ pub enum RowReason {
 /// A department of one hospital with its capacity history.
 #[derive(Debug, Clone)]
 pub struct DeptPlan {
-    pub dept: Dept,
     pub rows: Vec<CapRow>,
 }
 
@@ -447,7 +438,7 @@ fn staff_counts(d: Dept, staffed: u16) -> (u16, u16) {
 
 fn is_in_surge(days: i64) -> bool {
     let (_, m, d) = time::civil_from_days(days);
-    (m == SURGE_OPEN.0 && d >= SURGE_OPEN.1) || m == 1 || m == 2
+    (m, d) >= SURGE_OPEN || (m, d) < SURGE_CLOSE
 }
 
 /// Build the capacity plan of one hospital for a run of `days` days from `start` (days since
@@ -482,7 +473,12 @@ pub fn plan_hospital(
         let d1 = DEPTS[1 + rng.index(6)];
         let d2 = DEPTS[rng.index(7)];
         vec![
-            (start + (days as f64 * 0.25) as i64 + index as i64, d1, -2, 0),
+            (
+                start + (days as f64 * 0.25) as i64 + index as i64,
+                d1,
+                -2,
+                0,
+            ),
             (start + (days as f64 * 0.70) as i64 + index as i64, d2, 3, 1),
         ]
     } else {
@@ -506,7 +502,10 @@ pub fn plan_hospital(
         let staffed_on = |day: i64| -> (u16, RowReason) {
             if let Some((rs, re, f)) = reduction {
                 if d == reduced && day >= rs && day < re {
-                    return (((base as f64) * f).round().max(1.0) as u16, RowReason::Reduction);
+                    return (
+                        ((base as f64) * f).round().max(1.0) as u16,
+                        RowReason::Reduction,
+                    );
                 }
             }
             if is_in_surge(day) {
@@ -570,7 +569,7 @@ pub fn plan_hospital(
                 reason: RowReason::Initial,
             });
         }
-        depts[d.idx()] = Some(DeptPlan { dept: d, rows });
+        depts[d.idx()] = Some(DeptPlan { rows });
     }
     HospitalPlan {
         index,
@@ -593,11 +592,6 @@ pub fn room_bed(d: Dept, idx: u16) -> (String, String) {
 /// ED hallway space `n` (0-based): (`ED-HALL`, `ED-HALL-03`).
 pub fn hallway_bed(n: u16) -> (String, String) {
     ("ED-HALL".to_string(), format!("ED-HALL-{:02}", n + 1))
-}
-
-/// Days from epoch of `start` plus `DAY` helper for callers.
-pub fn day_start(day: i64) -> i64 {
-    day * DAY
 }
 
 #[cfg(test)]
@@ -626,7 +620,10 @@ mod tests {
             .find(|r| r.reason == RowReason::SurgeOpen)
             .unwrap();
         assert_eq!(time::ymd(open.day), "2026-12-15");
-        assert_eq!(room_bed(Dept::Med, 23), ("MED-12".into(), "MED-12-B".into()));
+        assert_eq!(
+            room_bed(Dept::Med, 23),
+            ("MED-12".into(), "MED-12-B".into())
+        );
         assert_eq!(room_bed(Dept::Icu, 3), ("ICU-04".into(), "ICU-04-A".into()));
         let reduced: Vec<_> = plan
             .depts

@@ -114,6 +114,10 @@ pub fn los_params(d: Dept) -> (f64, f64, f64, f64) {
 /// ED arrival → decision to admit, log-normal `(median h, sigma, min h, max h)`.
 pub const ED_DECISION: (f64, f64, f64, f64) = (3.5, 0.5, 0.5, 16.0);
 
+/// Decision to admit → bed request placed (admitting team accepts, orders written, bed
+/// requested), log-normal `(median h, sigma, min h, max h)`. A bed is only assigned after it.
+pub const BED_REQUEST: (f64, f64, f64, f64) = (1.25, 0.6, 0.25, 6.0);
+
 /// Probability that a ward patient deteriorates and is transferred to the ICU.
 pub fn icu_transfer_probability(d: Dept) -> f64 {
     match d {

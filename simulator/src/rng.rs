@@ -196,7 +196,10 @@ mod tests {
             let n = 20_000;
             let s: u64 = (0..n).map(|_| r.poisson(lambda)).sum();
             let mean = s as f64 / n as f64;
-            assert!((mean - lambda).abs() < 0.05 * lambda + 0.05, "{lambda}: {mean}");
+            assert!(
+                (mean - lambda).abs() < 0.05 * lambda + 0.05,
+                "{lambda}: {mean}"
+            );
         }
     }
 }

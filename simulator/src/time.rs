@@ -66,7 +66,9 @@ pub fn day_index(t: i64) -> i64 {
 /// UTC offset (seconds east) of `tz` at instant `t`.
 pub fn tz_offset(tz: Tz, t: i64) -> i32 {
     let dt = chrono::DateTime::from_timestamp(t, 0).unwrap_or_default();
-    tz.offset_from_utc_datetime(&dt.naive_utc()).fix().local_minus_utc()
+    tz.offset_from_utc_datetime(&dt.naive_utc())
+        .fix()
+        .local_minus_utc()
 }
 
 /// Instant of local midnight of `days` at `tz` (US transitions happen at 02:00, so midnight is
@@ -85,7 +87,7 @@ pub fn local_midnight(tz: Tz, days: i64) -> i64 {
 pub struct OffsetTable {
     tz: Tz,
     base: i64,
-    offsets: Vec<i32>,
+    offsets: std::sync::Arc<Vec<i32>>,
 }
 
 impl OffsetTable {
@@ -97,7 +99,11 @@ impl OffsetTable {
         let offsets = (0..hours)
             .map(|h| tz_offset(tz, base + h as i64 * HOUR))
             .collect();
-        OffsetTable { tz, base, offsets }
+        OffsetTable {
+            tz,
+            base,
+            offsets: std::sync::Arc::new(offsets),
+        }
     }
 
     /// Offset in seconds at `t`.
@@ -374,6 +380,22 @@ mod tests {
         assert_eq!(rfc3339_utc(add_years(t, 10)), "2036-01-14T13:30:00Z");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn formats_parse_back_to_the_same_instant(t in -2_000_000_000i64..6_000_000_000i64, q in -48i32..56) {
+            let off = q * 900; // quarter-hour offsets, -12:00..+14:00
+            let v = chrono::DateTime::parse_from_rfc3339(&rfc3339_local(t, off)).unwrap();
+            proptest::prop_assert_eq!(v.timestamp(), t);
+            proptest::prop_assert_eq!(v.offset().local_minus_utc(), off);
+            let u = chrono::DateTime::parse_from_rfc3339(&rfc3339_utc(t)).unwrap();
+            proptest::prop_assert_eq!(u.timestamp(), t);
+            let h = chrono::DateTime::parse_from_str(&hl7_dtm(t, off), "%Y%m%d%H%M%S%z").unwrap();
+            proptest::prop_assert_eq!(h.timestamp(), t);
+            let r = chrono::DateTime::parse_from_rfc2822(&rfc2822(t, off)).unwrap();
+            proptest::prop_assert_eq!(r.timestamp(), t);
+        }
+    }
+
     #[test]
     fn offsets_follow_dst() {
         let tz: Tz = "America/Chicago".parse().unwrap();
@@ -382,6 +404,9 @@ mod tests {
         let table = OffsetTable::new(tz, jan, jul + DAY);
         assert_eq!(table.at(jan + 12 * HOUR), -6 * 3600);
         assert_eq!(table.at(jul + 12 * HOUR), -5 * 3600);
-        assert_eq!(local_midnight(tz, days_from_civil(2026, 1, 14)), jan + 6 * HOUR);
+        assert_eq!(
+            local_midnight(tz, days_from_civil(2026, 1, 14)),
+            jan + 6 * HOUR
+        );
     }
 }

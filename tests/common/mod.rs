@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests: where the shared data sets are, running the real
 //! `patientflow` binary, temporary lakes (local or Azurite).
 
+pub mod fixtures;
 pub mod scenarios;
 
 use std::path::{Path, PathBuf};
@@ -26,7 +27,11 @@ pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe.parent().and_then(|p| p.parent()).expect("target dir");
     let bin = dir.join("patientflow");
-    assert!(bin.exists(), "{} not built; run `cargo test --workspace`", bin.display());
+    assert!(
+        bin.exists(),
+        "{} not built; run `cargo test --workspace`",
+        bin.display()
+    );
     bin
 }
 
@@ -43,7 +48,10 @@ pub fn run_cli(lake: &str, args: &[&str]) -> Output {
 
 /// stdout and stderr of an output as text.
 pub fn texts(out: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// The Azurite blob endpoint to test against, from `AZURITE_BLOB_STORAGE_URL`. Under CI (`CI=true`) a
@@ -55,7 +63,9 @@ pub fn azurite_or_skip(test: &str) -> Option<String> {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 panic!("{test}: CI=true but AZURITE_BLOB_STORAGE_URL is not set; .ci/run must start Azurite");
             }
-            eprintln!("{test}: skipped, AZURITE_BLOB_STORAGE_URL not set (start Azurite to run it)");
+            eprintln!(
+                "{test}: skipped, AZURITE_BLOB_STORAGE_URL not set (start Azurite to run it)"
+            );
             None
         }
     }
@@ -67,5 +77,47 @@ pub fn unique_azure_lake(tag: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
-    format!("az://t{}{}/lake", tag.to_ascii_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), ""), n % 1_000_000_000_000)
+    format!(
+        "az://t{}{}/lake",
+        tag.to_ascii_lowercase()
+            .replace(|c: char| !c.is_ascii_alphanumeric(), ""),
+        n % 1_000_000_000_000
+    )
+}
+
+/// A table's content as sorted CSV, without the columns that differ from run to run.
+pub async fn table_csv(
+    lake: &patientflow_core::storage::Lake,
+    table: &str,
+    exclude: &[&str],
+) -> String {
+    use patientflow_core::serving::{query, tables::known_tables};
+    let ctx = query::session(lake, &known_tables())
+        .await
+        .expect("session");
+    let probe = ctx.sql(&format!("SELECT * FROM {table} LIMIT 0")).await;
+    let Ok(probe) = probe else {
+        return String::from("<missing>");
+    };
+    let cols: Vec<String> = probe
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .filter(|n| !exclude.contains(&n.as_str()))
+        .collect();
+    let list = cols
+        .iter()
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!("SELECT {list} FROM {table} ORDER BY {list}");
+    let limits = query::QueryLimits {
+        max_rows: 10_000_000,
+        timeout: std::time::Duration::from_secs(120),
+    };
+    let result = query::run_in(&ctx, &sql, limits)
+        .await
+        .expect("table query");
+    query::to_csv(&result).expect("csv")
 }

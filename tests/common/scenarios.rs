@@ -11,31 +11,63 @@ fn no_progress(_: &str, _: usize) {}
 
 /// Ingests the given ADT, EHR and reference paths, then ingests them again: the second pass writes
 /// nothing and leaves every table version unchanged.
-pub async fn reingest_changes_nothing(lake_url: &str, adt: &[String], ehr: &[String], reference: &[String]) {
+pub async fn reingest_changes_nothing(
+    lake_url: &str,
+    adt: &[String],
+    ehr: &[String],
+    reference: &[String],
+) {
     let lake = Lake::open(lake_url).await.expect("open lake");
     let first = ingest_all(&lake, adt, ehr, reference).await;
-    assert!(first.total_rows() > 0, "first pass wrote nothing: {first:?}");
+    assert!(
+        first.total_rows() > 0,
+        "first pass wrote nothing: {first:?}"
+    );
     let versions_before = versions(&lake).await;
     let rows_before = rows(&lake).await;
 
     let second = ingest_all(&lake, adt, ehr, reference).await;
     assert_eq!(second.total_rows(), 0, "second pass wrote rows: {second:?}");
-    assert_eq!(second.inputs_already_ingested, first.inputs_ingested, "{second:?}");
+    // Files whose content repeats another file of the same call count as already ingested in both passes.
+    assert_eq!(
+        second.inputs_already_ingested,
+        first.inputs_ingested + first.inputs_already_ingested,
+        "{second:?}"
+    );
     assert_eq!(versions(&lake).await, versions_before);
     assert_eq!(rows(&lake).await, rows_before);
 }
 
-async fn ingest_all(lake: &Lake, adt: &[String], ehr: &[String], reference: &[String]) -> bronze::IngestReport {
-    let mut report = AdtIngestor::new(lake.clone()).ingest_paths(adt, "test-adt", &no_progress).await.expect("adt");
-    report.absorb(bronze::ehr::ingest_paths(lake, ehr, None, "test-ehr", &no_progress).await.expect("ehr"));
-    report.absorb(bronze::reference::ingest_paths(lake, reference, "test-ref", &no_progress).await.expect("ref"));
+async fn ingest_all(
+    lake: &Lake,
+    adt: &[String],
+    ehr: &[String],
+    reference: &[String],
+) -> bronze::IngestReport {
+    let mut report = AdtIngestor::new(lake.clone())
+        .ingest_paths(adt, "test-adt", &no_progress)
+        .await
+        .expect("adt");
+    report.absorb(
+        bronze::ehr::ingest_paths(lake, ehr, None, "test-ehr", &no_progress)
+            .await
+            .expect("ehr"),
+    );
+    report.absorb(
+        bronze::reference::ingest_paths(lake, reference, "test-ref", &no_progress)
+            .await
+            .expect("ref"),
+    );
     report
 }
 
 async fn versions(lake: &Lake) -> BTreeMap<String, Option<i64>> {
     let mut out = BTreeMap::new();
     for t in bronze::TABLES {
-        out.insert(t.sql_name(), describe(lake, t).await.expect("describe").version);
+        out.insert(
+            t.sql_name(),
+            describe(lake, t).await.expect("describe").version,
+        );
     }
     out
 }
@@ -43,7 +75,10 @@ async fn versions(lake: &Lake) -> BTreeMap<String, Option<i64>> {
 async fn rows(lake: &Lake) -> BTreeMap<String, Option<u64>> {
     let mut out = BTreeMap::new();
     for t in bronze::TABLES {
-        out.insert(t.sql_name(), describe(lake, t).await.expect("describe").rows);
+        out.insert(
+            t.sql_name(),
+            describe(lake, t).await.expect("describe").rows,
+        );
     }
     out
 }
@@ -76,18 +111,30 @@ pub async fn event_batches_are_idempotent(lake_url: &str) {
             })
             .collect()
     };
-    let first = ingestor.ingest_events(batch(vec![msg("M1", "I"), msg("M2", "I")]), "r1").await.expect("first");
+    let first = ingestor
+        .ingest_events(batch(vec![msg("M1", "I"), msg("M2", "I")]), "r1")
+        .await
+        .expect("first");
     assert_eq!(first.total_rows(), 2);
-    let again = ingestor.ingest_events(batch(vec![msg("M1", "I"), msg("M2", "I")]), "r2").await.expect("again");
+    let again = ingestor
+        .ingest_events(batch(vec![msg("M1", "I"), msg("M2", "I")]), "r2")
+        .await
+        .expect("again");
     assert_eq!(again.total_rows(), 0);
     assert_eq!(again.duplicates_skipped, 2);
-    let changed = ingestor.ingest_events(batch(vec![msg("M1", "E")]), "r3").await.expect("changed");
+    let changed = ingestor
+        .ingest_events(batch(vec![msg("M1", "E")]), "r3")
+        .await
+        .expect("changed");
     assert_eq!(changed.total_rows(), 1);
     assert_eq!(changed.id_conflicts, 1);
 
     // A fresh ingestor (a new process) reads the index back from the table and agrees.
     let fresh = AdtIngestor::new(lake.clone());
-    let replay = fresh.ingest_events(batch(vec![msg("M2", "I"), msg("M1", "E")]), "r4").await.expect("replay");
+    let replay = fresh
+        .ingest_events(batch(vec![msg("M2", "I"), msg("M1", "E")]), "r4")
+        .await
+        .expect("replay");
     assert_eq!(replay.total_rows(), 0);
     assert_eq!(replay.duplicates_skipped, 2);
 
@@ -114,13 +161,41 @@ pub async fn new_extract_columns_evolve_the_schema(lake_url: &str, dir: &std::pa
         "patient_id,facility,first_name,last_name,birth_date,sex,preferred_language,insurance_type\nP3,MHA02,Cy,Ra,1990-03-04,F,es,Medicaid\n",
     )
     .unwrap();
-    let r1 = bronze::ehr::ingest_paths(&lake, &[day1.display().to_string()], None, "d1", &no_progress).await.unwrap();
+    let r1 = bronze::ehr::ingest_paths(
+        &lake,
+        &[day1.display().to_string()],
+        None,
+        "d1",
+        &no_progress,
+    )
+    .await
+    .unwrap();
     assert_eq!(r1.total_rows(), 2);
-    let r2 = bronze::ehr::ingest_paths(&lake, &[day2.display().to_string()], None, "d2", &no_progress).await.unwrap();
+    let r2 = bronze::ehr::ingest_paths(
+        &lake,
+        &[day2.display().to_string()],
+        None,
+        "d2",
+        &no_progress,
+    )
+    .await
+    .unwrap();
     assert_eq!(r2.total_rows(), 1);
     let info = describe(&lake, bronze::EHR_PATIENTS).await.unwrap();
-    assert!(info.columns.iter().any(|c| c.starts_with("preferred_language:")), "{:?}", info.columns);
-    assert!(info.columns.iter().any(|c| c.starts_with("insurance_type:")), "{:?}", info.columns);
+    assert!(
+        info.columns
+            .iter()
+            .any(|c| c.starts_with("preferred_language:")),
+        "{:?}",
+        info.columns
+    );
+    assert!(
+        info.columns
+            .iter()
+            .any(|c| c.starts_with("insurance_type:")),
+        "{:?}",
+        info.columns
+    );
     let earlier_null = count(
         &lake,
         "bronze_ehr_patients",
@@ -141,8 +216,14 @@ pub async fn new_extract_columns_evolve_the_schema(lake_url: &str, dir: &std::pa
 pub async fn count(lake: &Lake, table: &str, predicate: &str) -> i64 {
     use deltalake::arrow::array::AsArray;
     let batches = lake
-        .sql(&bronze::TABLES, &format!("SELECT COUNT(*) AS n FROM {table} WHERE {predicate}"))
+        .sql(
+            &bronze::TABLES,
+            &format!("SELECT COUNT(*) AS n FROM {table} WHERE {predicate}"),
+        )
         .await
         .expect("count query");
-    batches[0].column(0).as_primitive::<deltalake::arrow::datatypes::Int64Type>().value(0)
+    batches[0]
+        .column(0)
+        .as_primitive::<deltalake::arrow::datatypes::Int64Type>()
+        .value(0)
 }

@@ -12,9 +12,9 @@ use deltalake::arrow::array::{Array, AsArray};
 use tokio::sync::Mutex;
 
 use super::files::{decode_text, expand_paths, read_input};
-use super::rows::{Cell, RowsBuilder};
 use super::{sha256_hex, IngestReport, InputError, Lineage, LineageKind, ADT_MESSAGES};
 use crate::sources::adt::hl7::{split_stream, ChunkKind, Hl7Message};
+use crate::storage::rows::{Cell, RowsBuilder};
 use crate::storage::{CommitMarker, Lake};
 use crate::Result;
 
@@ -97,7 +97,13 @@ fn split_hl7(text: &str) -> Vec<RawMessage> {
                 }
                 ChunkKind::Junk { text, reason } => (text, Err(reason.to_string())),
             };
-            RawMessage { text, format: "hl7v2", position: chunk.index, byte_offset: chunk.offset, header }
+            RawMessage {
+                text,
+                format: "hl7v2",
+                position: chunk.index,
+                byte_offset: chunk.offset,
+                header,
+            }
         })
         .collect()
 }
@@ -105,9 +111,16 @@ fn split_hl7(text: &str) -> Vec<RawMessage> {
 fn hl7_header(text: &str) -> std::result::Result<MessageHeader, String> {
     let message = Hl7Message::parse(text).map_err(|e| e.to_string())?;
     let h = message.header().map_err(|e| e.to_string())?;
-    let facility = h.sending_facility.clone().filter(|f| !f.is_empty()).or_else(|| {
-        message.get("PV1-3.4").map(|f| f.into_owned()).filter(|f| !f.is_empty())
-    });
+    let facility = h
+        .sending_facility
+        .clone()
+        .filter(|f| !f.is_empty())
+        .or_else(|| {
+            message
+                .get("PV1-3.4")
+                .map(|f| f.into_owned())
+                .filter(|f| !f.is_empty())
+        });
     let message_type = match &h.trigger_event {
         Some(t) => format!("{}^{}", h.message_code, t),
         None => h.message_code.clone(),
@@ -157,7 +170,13 @@ fn json_message(text: &str, position: usize, byte_offset: usize) -> RawMessage {
         Ok(v) if v.get("resourceType").is_some() => ("fhir", fhir_header(&v)),
         Ok(v) => ("json", json_header(&v)),
     };
-    RawMessage { text: text.to_string(), format, position, byte_offset, header }
+    RawMessage {
+        text: text.to_string(),
+        format,
+        position,
+        byte_offset,
+        header,
+    }
 }
 
 fn json_str(v: &serde_json::Value, key: &str) -> Option<String> {
@@ -311,7 +330,10 @@ pub struct AdtIngestor {
 impl AdtIngestor {
     /// An ingestor for the lake.
     pub fn new(lake: Lake) -> Self {
-        AdtIngestor { lake, index: Mutex::new(None) }
+        AdtIngestor {
+            lake,
+            index: Mutex::new(None),
+        }
     }
 
     /// Ingests delivered events (Event Hub batch or HTTP batch) in one commit. Fails only when the lake
@@ -319,7 +341,10 @@ impl AdtIngestor {
     pub async fn ingest_events(&self, inputs: Vec<AdtInput>, run_id: &str) -> Result<IngestReport> {
         let mut guard = self.index.lock().await;
         let index = self.fresh_index(&mut guard).await?;
-        let mut report = IngestReport { run_id: run_id.to_string(), ..Default::default() };
+        let mut report = IngestReport {
+            run_id: run_id.to_string(),
+            ..Default::default()
+        };
         let mut rows = RowsBuilder::new();
         let now = chrono::Utc::now();
         for input in &inputs {
@@ -352,7 +377,11 @@ impl AdtIngestor {
     ) -> Result<IngestReport> {
         let mut guard = self.index.lock().await;
         let index = self.fresh_index(&mut guard).await?;
-        let mut report = IngestReport { run_id: run_id.to_string(), errors, ..Default::default() };
+        let mut report = IngestReport {
+            run_id: run_id.to_string(),
+            errors,
+            ..Default::default()
+        };
         let table = self.lake.open_table(ADT_MESSAGES).await?;
         let mut rows = RowsBuilder::new();
         let mut markers = Vec::new();
@@ -395,11 +424,15 @@ impl AdtIngestor {
             let before = rows.len();
             add_input_rows(&input, index, &mut rows, &mut report, run_id, now);
             report.inputs_ingested += 1;
-            markers.push(CommitMarker { app_id: marker_id, version: 1 });
+            markers.push(CommitMarker {
+                app_id: marker_id,
+                version: 1,
+            });
             progress(&display, rows.len() - before);
             if rows.len() >= ROWS_PER_COMMIT {
                 let full = std::mem::take(&mut rows);
-                self.commit(index, full, &std::mem::take(&mut markers), &mut report).await?;
+                self.commit(index, full, &std::mem::take(&mut markers), &mut report)
+                    .await?;
             }
         }
         self.commit(index, rows, &markers, &mut report).await?;
@@ -424,19 +457,36 @@ impl AdtIngestor {
             return Ok(());
         }
         let metadata = HashMap::from([
-            ("patientflow.run_id".to_string(), serde_json::json!(report.run_id)),
-            ("patientflow.stage".to_string(), serde_json::json!("bronze.adt")),
+            (
+                "patientflow.run_id".to_string(),
+                serde_json::json!(report.run_id),
+            ),
+            (
+                "patientflow.stage".to_string(),
+                serde_json::json!("bronze.adt"),
+            ),
         ]);
-        let version = self.lake.append(ADT_MESSAGES, batches, markers, metadata).await?;
+        let version = self
+            .lake
+            .append(ADT_MESSAGES, batches, markers, metadata)
+            .await?;
         index.version = version;
-        *report.rows_written.entry(ADT_MESSAGES.sql_name()).or_default() += count;
+        *report
+            .rows_written
+            .entry(ADT_MESSAGES.sql_name())
+            .or_default() += count;
         report.versions.insert(ADT_MESSAGES.sql_name(), version);
         Ok(())
     }
 
     /// Returns the key index, loading it when missing or when the table moved on without us.
     async fn fresh_index<'a>(&self, guard: &'a mut Option<KeyIndex>) -> Result<&'a mut KeyIndex> {
-        let current = self.lake.open_table(ADT_MESSAGES).await?.and_then(|t| t.version()).unwrap_or(-1);
+        let current = self
+            .lake
+            .open_table(ADT_MESSAGES)
+            .await?
+            .and_then(|t| crate::storage::version_of(&t))
+            .unwrap_or(-1);
         let stale = guard.as_ref().is_none_or(|i| i.version != current);
         if stale {
             *guard = Some(load_index(&self.lake, current).await?);
@@ -446,18 +496,28 @@ impl AdtIngestor {
 }
 
 async fn load_index(lake: &Lake, version: i64) -> Result<KeyIndex> {
-    let mut index = KeyIndex { version, keys: HashMap::new() };
+    let mut index = KeyIndex {
+        version,
+        keys: HashMap::new(),
+    };
     if version < 0 {
         return Ok(index);
     }
     let batches = lake
-        .sql(&[ADT_MESSAGES], "SELECT message_key, payload_sha256 FROM bronze_adt_messages")
+        .sql(
+            &[ADT_MESSAGES],
+            "SELECT message_key, payload_sha256 FROM bronze_adt_messages",
+        )
         .await?;
     for batch in batches {
         let keys = string_values(batch.column(0).as_ref());
         let hashes = string_values(batch.column(1).as_ref());
         for (k, h) in keys.iter().zip(hashes.iter()) {
-            index.keys.entry(fingerprint(k)).or_default().push(hex_prefix(h));
+            index
+                .keys
+                .entry(fingerprint(k))
+                .or_default()
+                .push(hex_prefix(h));
         }
     }
     Ok(index)
@@ -467,9 +527,21 @@ async fn load_index(lake: &Lake, version: i64) -> Result<KeyIndex> {
 fn string_values(array: &dyn Array) -> Vec<String> {
     use deltalake::arrow::datatypes::DataType;
     match array.data_type() {
-        DataType::Utf8 => array.as_string::<i32>().iter().map(|v| v.unwrap_or_default().to_string()).collect(),
-        DataType::LargeUtf8 => array.as_string::<i64>().iter().map(|v| v.unwrap_or_default().to_string()).collect(),
-        DataType::Utf8View => array.as_string_view().iter().map(|v| v.unwrap_or_default().to_string()).collect(),
+        DataType::Utf8 => array
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.unwrap_or_default().to_string())
+            .collect(),
+        DataType::LargeUtf8 => array
+            .as_string::<i64>()
+            .iter()
+            .map(|v| v.unwrap_or_default().to_string())
+            .collect(),
+        DataType::Utf8View => array
+            .as_string_view()
+            .iter()
+            .map(|v| v.unwrap_or_default().to_string())
+            .collect(),
         _ => vec![String::new(); array.len()],
     }
 }
@@ -513,10 +585,26 @@ fn add_input_rows(
         }
         let cells: Vec<(&str, Cell)> = vec![
             ("message_key", Cell::Str(Some(message_key))),
-            ("message_id", Cell::Str(header.map(|h| h.message_id.clone()))),
-            ("message_type", Cell::Str(header.map(|h| h.message_type.clone()))),
-            ("trigger_event", Cell::Str(header.map(|h| h.trigger_event.clone()).filter(|t| !t.is_empty()))),
-            ("facility", Cell::Str(header.and_then(|h| h.facility.clone()))),
+            (
+                "message_id",
+                Cell::Str(header.map(|h| h.message_id.clone())),
+            ),
+            (
+                "message_type",
+                Cell::Str(header.map(|h| h.message_type.clone())),
+            ),
+            (
+                "trigger_event",
+                Cell::Str(
+                    header
+                        .map(|h| h.trigger_event.clone())
+                        .filter(|t| !t.is_empty()),
+                ),
+            ),
+            (
+                "facility",
+                Cell::Str(header.and_then(|h| h.facility.clone())),
+            ),
             ("format", Cell::Str(Some(message.format.to_string()))),
             ("parse_status", Cell::Str(Some(status.to_string()))),
             ("parse_error", Cell::Str(error)),
@@ -527,11 +615,17 @@ fn add_input_rows(
             ("source_kind", Cell::Str(Some(l.kind.as_str().to_string()))),
             ("source_name", Cell::Str(Some(l.source_name.clone()))),
             ("source_position", Cell::Int(Some(message.position as i64))),
-            ("source_byte_offset", Cell::Int(Some(message.byte_offset as i64))),
+            (
+                "source_byte_offset",
+                Cell::Int(Some(message.byte_offset as i64)),
+            ),
             ("eh_partition", Cell::Str(l.partition.clone())),
             ("eh_sequence_number", Cell::Int(l.sequence_number)),
             ("eh_offset", Cell::Str(l.offset.clone())),
-            ("eh_enqueued_time", Cell::Ts(l.enqueued_time.map(|t| t.timestamp_micros()))),
+            (
+                "eh_enqueued_time",
+                Cell::Ts(l.enqueued_time.map(|t| t.timestamp_micros())),
+            ),
             ("ingested_at", Cell::Ts(Some(ingested_at))),
             ("ingest_date", Cell::Str(Some(ingest_date.clone()))),
             ("run_id", Cell::Str(Some(run_id.to_string()))),
@@ -554,7 +648,9 @@ pub async fn status_counts(lake: &Lake) -> Result<BTreeMap<String, i64>> {
     let mut out = BTreeMap::new();
     for b in batches {
         let status = string_values(b.column(0).as_ref());
-        let n = b.column(1).as_primitive::<deltalake::arrow::datatypes::Int64Type>();
+        let n = b
+            .column(1)
+            .as_primitive::<deltalake::arrow::datatypes::Int64Type>();
         for (i, s) in status.into_iter().enumerate() {
             out.insert(s, n.value(i));
         }
@@ -574,10 +670,16 @@ mod tests {
         assert_eq!(&text[spans[1].0..spans[1].1], r#"{"b": [1,2]}"#);
         assert!(json_array_spans("[1, 2").is_none());
         assert!(json_array_spans("[1,,2]").is_none());
-        let msgs = split_messages("{\"message_id\":\"1\",\"event_type\":\"A01\",\"facility\":\"H\"}\n\n{bad\n");
+        let msgs = split_messages(
+            "{\"message_id\":\"1\",\"event_type\":\"A01\",\"facility\":\"H\"}\n\n{bad\n",
+        );
         assert_eq!(msgs.len(), 2);
         assert!(msgs[0].header.is_ok());
-        assert!(msgs[1].header.as_ref().unwrap_err().starts_with("malformed JSON"));
+        assert!(msgs[1]
+            .header
+            .as_ref()
+            .unwrap_err()
+            .starts_with("malformed JSON"));
     }
 
     #[test]
@@ -586,16 +688,32 @@ mod tests {
         assert_eq!(m.len(), 1);
         assert!(m[0].header.as_ref().unwrap_err().contains("neither HL7"));
         let m = split_messages("\u{0}\u{1}PNG");
-        assert!(m[0].header.as_ref().unwrap_err().starts_with("binary content"));
+        assert!(m[0]
+            .header
+            .as_ref()
+            .unwrap_err()
+            .starts_with("binary content"));
         assert!(split_messages("  \n").is_empty());
     }
 
     #[test]
     fn key_index_tells_duplicates_from_conflicts() {
         let mut idx = KeyIndex::default();
-        assert!(matches!(idx.check_and_insert("H|1", &sha256_hex(b"a")), Verdict::New));
-        assert!(matches!(idx.check_and_insert("H|1", &sha256_hex(b"a")), Verdict::Duplicate));
-        assert!(matches!(idx.check_and_insert("H|1", &sha256_hex(b"b")), Verdict::Conflict));
-        assert!(matches!(idx.check_and_insert("H|2", &sha256_hex(b"a")), Verdict::New));
+        assert!(matches!(
+            idx.check_and_insert("H|1", &sha256_hex(b"a")),
+            Verdict::New
+        ));
+        assert!(matches!(
+            idx.check_and_insert("H|1", &sha256_hex(b"a")),
+            Verdict::Duplicate
+        ));
+        assert!(matches!(
+            idx.check_and_insert("H|1", &sha256_hex(b"b")),
+            Verdict::Conflict
+        ));
+        assert!(matches!(
+            idx.check_and_insert("H|2", &sha256_hex(b"a")),
+            Verdict::New
+        ));
     }
 }

@@ -27,6 +27,9 @@ pub fn builtin_profile(name: &str) -> Result<Profile> {
     let all = Profile::builtin_ehr();
     let names: Vec<String> = all.iter().map(|p| p.name.clone()).collect();
     all.into_iter().find(|p| p.name == name).ok_or_else(|| {
-        Error::Config(format!("unknown EHR profile '{name}'; shipped profiles: {}", names.join(", ")))
+        Error::Config(format!(
+            "unknown EHR profile '{name}'; shipped profiles: {}",
+            names.join(", ")
+        ))
     })
 }

@@ -52,7 +52,10 @@ pub fn expand_paths(paths: &[String]) -> (Vec<PathBuf>, Vec<InputError>) {
                 }),
             }
         } else {
-            errors.push(InputError { input: raw.clone(), reason: "no such file or directory".into() });
+            errors.push(InputError {
+                input: raw.clone(),
+                reason: "no such file or directory".into(),
+            });
         }
     }
     files.dedup();
@@ -63,13 +66,19 @@ fn walk_dir(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<InputError>) 
     let mut entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
         Err(e) => {
-            errors.push(InputError { input: dir.display().to_string(), reason: e.to_string() });
+            errors.push(InputError {
+                input: dir.display().to_string(),
+                reason: e.to_string(),
+            });
             return;
         }
     };
     entries.sort();
     for entry in entries {
-        let hidden = entry.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+        let hidden = entry
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
         if hidden {
             continue;
         }
@@ -83,7 +92,10 @@ fn walk_dir(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<InputError>) 
 
 /// Reads a file whole, refusing files above [`MAX_FILE_BYTES`].
 pub fn read_input(path: &Path) -> Result<InputFile, InputError> {
-    let fail = |reason: String| InputError { input: path.display().to_string(), reason };
+    let fail = |reason: String| InputError {
+        input: path.display().to_string(),
+        reason,
+    };
     let meta = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?;
     if meta.len() > MAX_FILE_BYTES {
         return Err(fail(format!(
@@ -93,7 +105,10 @@ pub fn read_input(path: &Path) -> Result<InputFile, InputError> {
         )));
     }
     let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-    Ok(InputFile { path: path.to_path_buf(), bytes })
+    Ok(InputFile {
+        path: path.to_path_buf(),
+        bytes,
+    })
 }
 
 /// Decodes bytes as UTF-8 (dropping a byte-order mark); bytes that are not UTF-8 are decoded as

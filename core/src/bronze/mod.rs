@@ -14,7 +14,6 @@ pub mod ehr;
 pub mod files;
 pub mod profiles;
 pub mod reference;
-mod rows;
 mod tabular;
 
 use std::path::PathBuf;
@@ -35,7 +34,13 @@ pub const DEPARTMENTS: TableRef = TableRef::new(Layer::Bronze, "departments");
 pub const HOSPITALS: TableRef = TableRef::new(Layer::Bronze, "hospitals");
 
 /// Every Bronze table.
-pub const TABLES: [TableRef; 5] = [ADT_MESSAGES, EHR_PATIENTS, EHR_ENCOUNTERS, DEPARTMENTS, HOSPITALS];
+pub const TABLES: [TableRef; 5] = [
+    ADT_MESSAGES,
+    EHR_PATIENTS,
+    EHR_ENCOUNTERS,
+    DEPARTMENTS,
+    HOSPITALS,
+];
 
 /// What one ingest call did. Serialisable so the CLI, the HTTP handlers and the run ledger report it
 /// the same way.
@@ -76,7 +81,8 @@ impl IngestReport {
         self.inputs_seen += other.inputs_seen;
         self.inputs_ingested += other.inputs_ingested;
         self.inputs_already_ingested += other.inputs_already_ingested;
-        self.inputs_not_applicable.extend(other.inputs_not_applicable);
+        self.inputs_not_applicable
+            .extend(other.inputs_not_applicable);
         for (k, v) in other.rows_written {
             *self.rows_written.entry(k).or_default() += v;
         }

@@ -40,7 +40,8 @@ pub struct EntityLayout {
 impl Profile {
     /// Parses a profile from JSON.
     pub fn from_json(text: &str) -> Result<Self> {
-        serde_json::from_str(text).map_err(|e| Error::Config(format!("invalid source profile: {e}")))
+        serde_json::from_str(text)
+            .map_err(|e| Error::Config(format!("invalid source profile: {e}")))
     }
 
     /// The profiles shipped with patientflow for EHR extracts.
@@ -67,7 +68,9 @@ impl Profile {
             layout
                 .file_patterns
                 .iter()
-                .any(|p| glob::Pattern::new(p).is_ok_and(|p| p.matches(&file_name.to_ascii_lowercase())))
+                .any(|p| {
+                    glob::Pattern::new(p).is_ok_and(|p| p.matches(&file_name.to_ascii_lowercase()))
+                })
                 .then_some((name.as_str(), layout))
         })
     }
@@ -132,7 +135,10 @@ mod tests {
     #[test]
     fn shipped_profiles_parse_and_match_their_files() {
         let ehr = Profile::builtin_ehr();
-        assert_eq!(ehr[0].entity_for("patients_2026-01-02.csv").unwrap().0, "patients");
+        assert_eq!(
+            ehr[0].entity_for("patients_2026-01-02.csv").unwrap().0,
+            "patients"
+        );
         assert_eq!(ehr[1].entity_for("encounters.csv").unwrap().0, "encounters");
         assert!(ehr[1].entity_for("providers.csv").is_none());
         let r = Profile::builtin_reference();
@@ -144,7 +150,10 @@ mod tests {
         let ehr = Profile::builtin_ehr();
         let (_, layout) = ehr[1].entity_for("patients.csv").unwrap();
         assert_eq!(layout.target_name("BIRTHDATE"), "birth_date");
-        assert_eq!(layout.target_name("HEALTHCARE_EXPENSES"), "healthcare_expenses");
+        assert_eq!(
+            layout.target_name("HEALTHCARE_EXPENSES"),
+            "healthcare_expenses"
+        );
         assert_eq!(normalise_column("Preferred Language"), "preferred_language");
         assert_eq!(normalise_column("insuranceType"), "insurance_type");
         assert_eq!(normalise_column("_x"), "x");

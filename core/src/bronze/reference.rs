@@ -13,5 +13,12 @@ pub async fn ingest_paths(
     run_id: &str,
     progress: &dyn Fn(&str, usize),
 ) -> Result<IngestReport> {
-    tabular::ingest(lake, paths, &[Profile::builtin_reference()], run_id, progress).await
+    tabular::ingest(
+        lake,
+        paths,
+        &[Profile::builtin_reference()],
+        run_id,
+        progress,
+    )
+    .await
 }

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::files::{decode_text, expand_paths, read_input};
 use super::profiles::{table_for_entity, EntityLayout, Profile};
-use super::rows::{Cell, RowsBuilder};
 use super::{sha256_hex, IngestReport, InputError};
+use crate::storage::rows::{Cell, RowsBuilder};
 use crate::storage::{CommitMarker, Lake, TableRef};
 use crate::Result;
 
@@ -31,7 +31,11 @@ pub async fn ingest(
     progress: &dyn Fn(&str, usize),
 ) -> Result<IngestReport> {
     let (files, errors) = expand_paths(paths);
-    let mut report = IngestReport { run_id: run_id.to_string(), errors, ..Default::default() };
+    let mut report = IngestReport {
+        run_id: run_id.to_string(),
+        errors,
+        ..Default::default()
+    };
     let now = chrono::Utc::now();
     let mut pending: BTreeMap<TableRef, (RowsBuilder, Vec<CommitMarker>)> = BTreeMap::new();
     let mut tables_open: HashMap<TableRef, Option<deltalake::DeltaTable>> = HashMap::new();
@@ -46,10 +50,17 @@ pub async fn ingest(
             }
         };
         if file.bytes.iter().all(|b| b.is_ascii_whitespace()) {
-            report.errors.push(InputError { input: display, reason: "empty file: no row to ingest".into() });
+            report.errors.push(InputError {
+                input: display,
+                reason: "empty file: no row to ingest".into(),
+            });
             continue;
         }
-        let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let file_name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
         let file_hash = sha256_hex(&file.bytes);
         let (text, encoding) = decode_text(&file.bytes);
         let parsed = match parse_file(&file_name, &text, encoding, profiles) {
@@ -59,7 +70,10 @@ pub async fn ingest(
                 continue;
             }
             Err(reason) => {
-                report.errors.push(InputError { input: display, reason });
+                report.errors.push(InputError {
+                    input: display,
+                    reason,
+                });
                 continue;
             }
         };
@@ -80,7 +94,8 @@ pub async fn ingest(
         let extract_date = extract_date(&file_name);
         let count = parsed.rows.len();
         for (i, row) in parsed.rows.into_iter().enumerate() {
-            let mut cells: Vec<(&str, Cell)> = row.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+            let mut cells: Vec<(&str, Cell)> =
+                row.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
             cells.push(("_source_file", Cell::Str(Some(display.clone()))));
             cells.push(("_row_number", Cell::Int(Some(i as i64 + 1))));
             cells.push(("_extract_date", Cell::Str(extract_date.clone())));
@@ -89,7 +104,10 @@ pub async fn ingest(
             cells.push(("_run_id", Cell::Str(Some(run_id.to_string()))));
             builder.push_row(cells);
         }
-        markers.push(CommitMarker { app_id: marker_id, version: 1 });
+        markers.push(CommitMarker {
+            app_id: marker_id,
+            version: 1,
+        });
         report.flagged_rows += parsed.flagged;
         report.inputs_ingested += 1;
         progress(&display, count);
@@ -125,8 +143,14 @@ async fn commit(
         return Ok(());
     }
     let metadata = HashMap::from([
-        ("patientflow.run_id".to_string(), serde_json::json!(report.run_id)),
-        ("patientflow.stage".to_string(), serde_json::json!(format!("bronze.{}", table.name))),
+        (
+            "patientflow.run_id".to_string(),
+            serde_json::json!(report.run_id),
+        ),
+        (
+            "patientflow.stage".to_string(),
+            serde_json::json!(format!("bronze.{}", table.name)),
+        ),
     ]);
     let version = lake.append(table, batches, &markers, metadata).await?;
     *report.rows_written.entry(table.sql_name()).or_default() += count;
@@ -169,16 +193,31 @@ fn parse_file(
     }
     let mut last_error = String::new();
     for (profile, entity, layout) in &candidates {
-        let table = table_for_entity(entity)
-            .ok_or_else(|| format!("profile {} names an unknown entity '{entity}'", profile.name))?;
-        let parsed = if is_json { parse_json(text, layout) } else { parse_csv(text, layout) };
+        let table = table_for_entity(entity).ok_or_else(|| {
+            format!(
+                "profile {} names an unknown entity '{entity}'",
+                profile.name
+            )
+        })?;
+        let parsed = if is_json {
+            parse_json(text, layout)
+        } else {
+            parse_csv(text, layout)
+        };
         match parsed {
             Ok((mut rows, flagged)) => {
                 for row in &mut rows {
-                    row.push(("_source_profile".into(), Cell::Str(Some(profile.name.clone()))));
+                    row.push((
+                        "_source_profile".into(),
+                        Cell::Str(Some(profile.name.clone())),
+                    ));
                     row.push(("_encoding".into(), Cell::Str(Some(encoding.to_string()))));
                 }
-                return Ok(Some(ParsedFile { table, rows, flagged }));
+                return Ok(Some(ParsedFile {
+                    table,
+                    rows,
+                    flagged,
+                }));
             }
             Err(e) => last_error = format!("{} (profile {})", e, profile.name),
         }
@@ -224,9 +263,17 @@ fn parse_csv(text: &str, layout: &EntityLayout) -> std::result::Result<(Rows, us
         None => return Err("no header row".into()),
     };
     let names = unique_names(header.iter().map(|h| layout.target_name(h)).collect());
-    let missing: Vec<&String> = layout.required.iter().filter(|r| !names.contains(r)).collect();
+    let missing: Vec<&String> = layout
+        .required
+        .iter()
+        .filter(|r| !names.contains(r))
+        .collect();
     if !missing.is_empty() {
-        let shown = if delimiter == b'\t' { "tab".to_string() } else { (delimiter as char).to_string() };
+        let shown = if delimiter == b'\t' {
+            "tab".to_string()
+        } else {
+            (delimiter as char).to_string()
+        };
         return Err(format!(
             "required column(s) {} missing; the header read with delimiter '{shown}' gives {} column(s): {}{}",
             missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
@@ -243,7 +290,10 @@ fn parse_csv(text: &str, layout: &EntityLayout) -> std::result::Result<(Rows, us
             Err(e) => {
                 // Keep what the reader could not split, flagged, rather than dropping it.
                 flagged += 1;
-                rows.push(vec![("_row_issue".to_string(), Cell::Str(Some(format!("unreadable CSV row {}: {e}", i + 1))))]);
+                rows.push(vec![(
+                    "_row_issue".to_string(),
+                    Cell::Str(Some(format!("unreadable CSV row {}: {e}", i + 1))),
+                )]);
                 continue;
             }
         };
@@ -259,10 +309,21 @@ fn parse_csv(text: &str, layout: &EntityLayout) -> std::result::Result<(Rows, us
             flagged += 1;
             let issue = if record.len() > names.len() {
                 let extra: Vec<&str> = record.iter().skip(names.len()).collect();
-                row.push(("_extra_fields".into(), Cell::Str(Some(serde_json::json!(extra).to_string()))));
-                format!("row has {} fields, the header {}; extra fields kept in _extra_fields", record.len(), names.len())
+                row.push((
+                    "_extra_fields".into(),
+                    Cell::Str(Some(serde_json::json!(extra).to_string())),
+                ));
+                format!(
+                    "row has {} fields, the header {}; extra fields kept in _extra_fields",
+                    record.len(),
+                    names.len()
+                )
             } else {
-                format!("row has {} fields, the header {}; missing fields are null", record.len(), names.len())
+                format!(
+                    "row has {} fields, the header {}; missing fields are null",
+                    record.len(),
+                    names.len()
+                )
             };
             row.push(("_row_issue".into(), Cell::Str(Some(issue))));
         }
@@ -288,17 +349,18 @@ fn unique_names(names: Vec<String>) -> Vec<String> {
 }
 
 fn parse_json(text: &str, layout: &EntityLayout) -> std::result::Result<(Rows, usize), String> {
-    let values: Vec<std::result::Result<serde_json::Value, String>> = if text.trim_start().starts_with('[') {
-        match serde_json::from_str::<Vec<serde_json::Value>>(text) {
-            Ok(v) => v.into_iter().map(Ok).collect(),
-            Err(e) => return Err(format!("malformed JSON array: {e}")),
-        }
-    } else {
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).map_err(|e| format!("malformed JSON line: {e}")))
-            .collect()
-    };
+    let values: Vec<std::result::Result<serde_json::Value, String>> =
+        if text.trim_start().starts_with('[') {
+            match serde_json::from_str::<Vec<serde_json::Value>>(text) {
+                Ok(v) => v.into_iter().map(Ok).collect(),
+                Err(e) => return Err(format!("malformed JSON array: {e}")),
+            }
+        } else {
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| serde_json::from_str(l).map_err(|e| format!("malformed JSON line: {e}")))
+                .collect()
+        };
     let mut rows = Vec::new();
     let mut flagged = 0;
     for value in values {
@@ -318,7 +380,10 @@ fn parse_json(text: &str, layout: &EntityLayout) -> std::result::Result<(Rows, u
             Ok(other) => {
                 flagged += 1;
                 rows.push(vec![
-                    ("_row_issue".into(), Cell::Str(Some("JSON value is not an object".into()))),
+                    (
+                        "_row_issue".into(),
+                        Cell::Str(Some("JSON value is not an object".into())),
+                    ),
                     ("_raw".into(), Cell::Str(Some(other.to_string()))),
                 ]);
             }
@@ -328,15 +393,27 @@ fn parse_json(text: &str, layout: &EntityLayout) -> std::result::Result<(Rows, u
             }
         }
     }
-    if rows.iter().all(|r| r.iter().any(|(k, _)| k == "_row_issue")) && !rows.is_empty() {
+    if rows
+        .iter()
+        .all(|r| r.iter().any(|(k, _)| k == "_row_issue"))
+        && !rows.is_empty()
+    {
         return Err("no JSON object in the file".into());
     }
     let names: Vec<&String> = rows.iter().flatten().map(|(k, _)| k).collect();
-    let missing: Vec<&String> = layout.required.iter().filter(|r| !names.contains(r)).collect();
+    let missing: Vec<&String> = layout
+        .required
+        .iter()
+        .filter(|r| !names.contains(r))
+        .collect();
     if !missing.is_empty() {
         return Err(format!(
             "required field(s) {} missing from every JSON object",
-            missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     Ok((rows, flagged))
@@ -347,7 +424,11 @@ mod tests {
     use super::*;
 
     fn patients_layout() -> EntityLayout {
-        Profile::builtin_ehr()[0].entity_for("patients_2026-01-01.csv").unwrap().1.clone()
+        Profile::builtin_ehr()[0]
+            .entity_for("patients_2026-01-01.csv")
+            .unwrap()
+            .1
+            .clone()
     }
 
     #[test]
@@ -369,7 +450,10 @@ mod tests {
 
     #[test]
     fn extract_dates_come_from_file_names() {
-        assert_eq!(extract_date("patients_2026-01-31.csv").as_deref(), Some("2026-01-31"));
+        assert_eq!(
+            extract_date("patients_2026-01-31.csv").as_deref(),
+            Some("2026-01-31")
+        );
         assert_eq!(extract_date("patients_2026-02-31.csv"), None);
         assert_eq!(extract_date("patients.csv"), None);
     }

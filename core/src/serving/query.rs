@@ -26,7 +26,10 @@ pub struct QueryLimits {
 
 impl Default for QueryLimits {
     fn default() -> Self {
-        QueryLimits { max_rows: 10_000, timeout: Duration::from_secs(30) }
+        QueryLimits {
+            max_rows: 10_000,
+            timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -66,6 +69,18 @@ pub async fn run(lake: &Lake, sql: &str, limits: QueryLimits) -> Result<QueryRes
     run_in(&ctx, sql, limits).await
 }
 
+/// Runs one read-only query over the Gold tables only: the SQL endpoint's surface (the local counterpart
+/// of the Synapse serverless views over Gold). Bronze and Silver are not reachable from it.
+pub async fn run_gold(lake: &Lake, sql: &str, limits: QueryLimits) -> Result<QueryResult> {
+    let ctx = gold_session(lake).await?;
+    run_in(&ctx, sql, limits).await
+}
+
+/// A session with only the Gold tables registered (reusable across queries, e.g. by a dashboard).
+pub async fn gold_session(lake: &Lake) -> Result<SessionContext> {
+    session(lake, &crate::gold::TABLES).await
+}
+
 /// Runs one read-only query in a prepared session.
 pub async fn run_in(ctx: &SessionContext, sql: &str, limits: QueryLimits) -> Result<QueryResult> {
     let started = Instant::now();
@@ -74,23 +89,40 @@ pub async fn run_in(ctx: &SessionContext, sql: &str, limits: QueryLimits) -> Res
         .with_allow_dml(false)
         .with_allow_statements(false);
     let work = async {
-        let df = ctx.sql_with_options(sql, options).await.map_err(|e| read_only_error(e.to_string()))?;
+        let df = ctx
+            .sql_with_options(sql, options)
+            .await
+            .map_err(|e| read_only_error(e.to_string()))?;
         let df = df
             .limit(0, Some(limits.max_rows.saturating_add(1)))
             .map_err(|e| Error::Query(e.to_string()))?;
         let schema = df.schema().inner().clone();
-        let batches = df.collect().await.map_err(|e| Error::Query(e.to_string()))?;
+        let batches = df
+            .collect()
+            .await
+            .map_err(|e| Error::Query(e.to_string()))?;
         Ok::<_, Error>((schema, batches))
     };
-    let (schema, mut batches) = tokio::time::timeout(limits.timeout, work)
-        .await
-        .map_err(|_| Error::Query(format!("query exceeded the {} s time limit", limits.timeout.as_secs_f64())))??;
+    let (schema, mut batches) =
+        tokio::time::timeout(limits.timeout, work)
+            .await
+            .map_err(|_| {
+                Error::Query(format!(
+                    "query exceeded the {} s time limit",
+                    limits.timeout.as_secs_f64()
+                ))
+            })??;
     let total: usize = batches.iter().map(|b| b.num_rows()).sum();
     let truncated = total > limits.max_rows;
     if truncated {
         batches = cut(batches, limits.max_rows);
     }
-    Ok(QueryResult { schema, batches, truncated, elapsed: started.elapsed() })
+    Ok(QueryResult {
+        schema,
+        batches,
+        truncated,
+        elapsed: started.elapsed(),
+    })
 }
 
 fn cut(batches: Vec<RecordBatch>, max: usize) -> Vec<RecordBatch> {
@@ -110,8 +142,14 @@ fn cut(batches: Vec<RecordBatch>, max: usize) -> Vec<RecordBatch> {
 /// Makes DataFusion's refusal of non-queries readable.
 fn read_only_error(message: String) -> Error {
     let lower = message.to_ascii_lowercase();
-    if lower.contains("not supported") && (lower.contains("ddl") || lower.contains("dml") || lower.contains("statement")) {
-        Error::Query(format!("read-only endpoint: only SELECT queries are allowed ({message})"))
+    if lower.contains("not supported")
+        && (lower.contains("ddl") || lower.contains("dml") || lower.contains("statement"))
+    {
+        Error::Query(format!(
+            "read-only endpoint: only SELECT queries are allowed ({message})"
+        ))
+    } else if lower.contains("table function") && lower.contains("not found") {
+        Error::Query(format!("read-only endpoint: only the lake's tables can be queried; there are no file- or URL-reading table functions ({message})"))
     } else {
         Error::Query(message)
     }
@@ -129,7 +167,9 @@ pub fn to_text_table(result: &QueryResult) -> Result<String> {
 pub fn to_csv(result: &QueryResult) -> Result<String> {
     let mut buf = Vec::new();
     {
-        let mut writer = deltalake::arrow::csv::WriterBuilder::new().with_header(true).build(&mut buf);
+        let mut writer = deltalake::arrow::csv::WriterBuilder::new()
+            .with_header(true)
+            .build(&mut buf);
         for b in &result.batches {
             writer.write(b).map_err(|e| Error::Query(e.to_string()))?;
         }
@@ -143,7 +183,9 @@ pub fn to_json_rows(result: &QueryResult) -> Result<serde_json::Value> {
     {
         let mut writer = deltalake::arrow::json::ArrayWriter::new(&mut buf);
         let refs: Vec<&RecordBatch> = result.batches.iter().collect();
-        writer.write_batches(&refs).map_err(|e| Error::Query(e.to_string()))?;
+        writer
+            .write_batches(&refs)
+            .map_err(|e| Error::Query(e.to_string()))?;
         writer.finish().map_err(|e| Error::Query(e.to_string()))?;
     }
     if buf.is_empty() {

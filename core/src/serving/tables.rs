@@ -7,7 +7,12 @@ use crate::{Error, Result};
 
 /// Every table patientflow knows, in data-flow order.
 pub fn known_tables() -> Vec<TableRef> {
-    crate::bronze::TABLES.to_vec()
+    crate::bronze::TABLES
+        .iter()
+        .chain(crate::silver::TABLES.iter())
+        .chain(crate::gold::TABLES.iter())
+        .copied()
+        .collect()
 }
 
 /// What `patientflow tables` shows of one table.
@@ -37,9 +42,17 @@ pub async fn describe_all(lake: &Lake) -> Result<Vec<TableInfo>> {
 /// Describes one table.
 pub async fn describe(lake: &Lake, table: TableRef) -> Result<TableInfo> {
     let Some(delta) = lake.open_table(table).await? else {
-        return Ok(TableInfo { name: table.sql_name(), version: None, rows: None, files: 0, columns: vec![] });
+        return Ok(TableInfo {
+            name: table.sql_name(),
+            version: None,
+            rows: None,
+            files: 0,
+            columns: vec![],
+        });
     };
-    let snapshot = delta.snapshot().map_err(|e| Error::delta(table.sql_name(), e))?;
+    let snapshot = delta
+        .snapshot()
+        .map_err(|e| Error::delta(table.sql_name(), e))?;
     let mut rows = Some(0u64);
     let mut files = 0;
     for file in snapshot.log_data().iter() {
@@ -54,14 +67,21 @@ pub async fn describe(lake: &Lake, table: TableRef) -> Result<TableInfo> {
         .fields()
         .map(|f| format!("{}: {}", f.name(), type_name(f.data_type())))
         .collect();
-    Ok(TableInfo { name: table.sql_name(), version: delta.version(), rows, files, columns })
+    Ok(TableInfo {
+        name: table.sql_name(),
+        version: crate::storage::version_of(&delta),
+        rows,
+        files,
+        columns,
+    })
 }
 
 fn type_name(t: &deltalake::kernel::DataType) -> String {
     match t {
-        deltalake::kernel::DataType::Primitive(p) => {
-            serde_json::to_value(p).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(|| format!("{p:?}"))
-        }
+        deltalake::kernel::DataType::Primitive(p) => serde_json::to_value(p)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_else(|| format!("{p:?}")),
         other => format!("{other:?}").to_lowercase(),
     }
 }

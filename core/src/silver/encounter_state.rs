@@ -129,7 +129,10 @@ pub fn replay(events: &[EncounterEvent]) -> EncounterState {
         };
         live[i] = false;
         cancelled += 1;
-        if let Some(j) = (0..i).rev().find(|&j| live[j] && sorted[j].event_type == target) {
+        if let Some(j) = (0..i)
+            .rev()
+            .find(|&j| live[j] && sorted[j].event_type == target)
+        {
             live[j] = false;
             cancelled += 1;
         }
@@ -192,7 +195,11 @@ pub fn replay(events: &[EncounterEvent]) -> EncounterState {
         }
     }
     if !saw_start {
-        state.status = if saw_cancelled_start { EncounterStatus::Cancelled } else { EncounterStatus::Incomplete };
+        state.status = if saw_cancelled_start {
+            EncounterStatus::Cancelled
+        } else {
+            EncounterStatus::Incomplete
+        };
         if state.status == EncounterStatus::Cancelled {
             state.stays.clear();
         }
@@ -209,7 +216,11 @@ fn move_to(state: &mut EncounterState, e: &EncounterEvent, at: DateTime<Utc>) {
         return;
     }
     if let Some(open) = state.stays.last() {
-        if open.end.is_none() && open.department == e.department && open.room == e.room && open.bed == e.bed {
+        if open.end.is_none()
+            && open.department == e.department
+            && open.room == e.room
+            && open.bed == e.bed
+        {
             return;
         }
     }
@@ -241,7 +252,9 @@ mod tests {
     use chrono::TimeZone;
 
     fn t(h: i64) -> DateTime<Utc> {
-        Utc.timestamp_opt(1_767_225_600 + h * 3600, 0).single().unwrap()
+        Utc.timestamp_opt(1_767_225_600 + h * 3600, 0)
+            .single()
+            .unwrap()
     }
 
     fn ev(kind: &str, h: i64, dept: Option<&str>) -> EncounterEvent {
@@ -270,7 +283,11 @@ mod tests {
         assert_eq!(s.arrival_time, Some(t(0)));
         assert_eq!(s.admit_time, Some(t(3)));
         assert_eq!(s.discharge_time, Some(t(50)));
-        let spans: Vec<_> = s.stays.iter().map(|x| (x.department.clone().unwrap(), x.start, x.end)).collect();
+        let spans: Vec<_> = s
+            .stays
+            .iter()
+            .map(|x| (x.department.clone().unwrap(), x.start, x.end))
+            .collect();
         assert_eq!(
             spans,
             vec![
@@ -283,7 +300,11 @@ mod tests {
 
     #[test]
     fn arrival_order_does_not_matter() {
-        let a = vec![ev("A04", 0, Some("ED")), ev("A01", 3, Some("MED")), ev("A03", 9, Some("MED"))];
+        let a = vec![
+            ev("A04", 0, Some("ED")),
+            ev("A01", 3, Some("MED")),
+            ev("A03", 9, Some("MED")),
+        ];
         let mut b = a.clone();
         b.reverse();
         b.push(a[1].clone());
@@ -292,7 +313,11 @@ mod tests {
 
     #[test]
     fn cancel_admit_reopens_the_ed_stay_and_cancel_of_only_admit_cancels_the_encounter() {
-        let s = replay(&[ev("A04", 0, Some("ED")), ev("A01", 3, Some("MED")), ev("A11", 4, None)]);
+        let s = replay(&[
+            ev("A04", 0, Some("ED")),
+            ev("A01", 3, Some("MED")),
+            ev("A11", 4, None),
+        ]);
         assert_eq!(s.status, EncounterStatus::Registered);
         assert_eq!(s.stays.len(), 1);
         assert_eq!(s.stays[0].end, None);

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::Transaction;
-use deltalake::protocol::SaveMode;
 use deltalake::operations::write::SchemaMode;
+use deltalake::protocol::SaveMode;
 use deltalake::DeltaTable;
 
 use super::{Lake, TableRef};
@@ -40,7 +40,7 @@ impl Lake {
                 return Ok(self
                     .open_table(table)
                     .await?
-                    .and_then(|t| t.version())
+                    .and_then(|t| super::version_of(&t))
                     .unwrap_or(-1));
             }
             None => {
@@ -50,8 +50,10 @@ impl Lake {
             }
         };
         let delta: DeltaTable = self.open_or_create(table, &schema).await?;
-        let txns: Vec<Transaction> =
-            markers.iter().map(|m| Transaction::new(&m.app_id, m.version)).collect();
+        let txns: Vec<Transaction> = markers
+            .iter()
+            .map(|m| Transaction::new(&m.app_id, m.version))
+            .collect();
         let props = CommitProperties::default()
             .with_application_transactions(txns)
             .with_metadata(metadata);
@@ -62,7 +64,7 @@ impl Lake {
             .with_commit_properties(props)
             .await
             .map_err(|e| Error::delta(table.sql_name(), e))?;
-        Ok(written.version().unwrap_or_default())
+        Ok(super::version_of(&written).unwrap_or_default())
     }
 
     /// The version recorded for an application-transaction id on a table, if any.
@@ -74,5 +76,130 @@ impl Lake {
             .transaction_version(table.log_store().as_ref(), app_id)
             .await
             .map_err(|e| Error::delta(table.table_url().to_string(), e))
+    }
+}
+
+impl Lake {
+    /// Commits only idempotency markers (no data) to `table`, creating it empty with `schema` when
+    /// missing: a step that processed an increment but had nothing to write still moves its checkpoint.
+    pub async fn commit_markers(
+        &self,
+        table: TableRef,
+        schema: deltalake::arrow::datatypes::Schema,
+        markers: &[CommitMarker],
+    ) -> Result<i64> {
+        use deltalake::kernel::transaction::CommitBuilder;
+        use deltalake::kernel::Action;
+        use deltalake::protocol::DeltaOperation;
+        let delta = self.open_or_create(table, &schema).await?;
+        let snapshot = delta
+            .snapshot()
+            .map_err(|e| Error::delta(table.sql_name(), e))?;
+        let actions: Vec<Action> = markers
+            .iter()
+            .map(|m| Action::Txn(Transaction::new(&m.app_id, m.version)))
+            .collect();
+        let operation = DeltaOperation::Write {
+            mode: SaveMode::Append,
+            partition_by: None,
+            predicate: None,
+        };
+        let committed = CommitBuilder::default()
+            .with_actions(actions)
+            .build(
+                Some(snapshot as &dyn deltalake::kernel::transaction::TableReference),
+                delta.log_store(),
+                operation,
+            )
+            .await
+            .map_err(|e| Error::delta(table.sql_name(), e))?;
+        Ok(committed.version() as i64)
+    }
+}
+
+impl Lake {
+    /// Replaces the whole content of `table` with `batch` (schema included), recording `markers`, in one
+    /// commit. For small tables rebuilt whole (reference data, dimensions on a full refresh).
+    pub async fn overwrite(
+        &self,
+        table: TableRef,
+        batch: RecordBatch,
+        markers: &[CommitMarker],
+    ) -> Result<i64> {
+        self.rewrite(table, vec![batch], None, markers).await
+    }
+
+    /// Replaces the rows of `table` that match `predicate` (SQL over the table's columns) with `batches`,
+    /// whose rows must all match it, in one commit; `predicate: None` replaces everything.
+    pub async fn rewrite(
+        &self,
+        table: TableRef,
+        batches: Vec<RecordBatch>,
+        predicate: Option<String>,
+        markers: &[CommitMarker],
+    ) -> Result<i64> {
+        let Some(first) = batches.first() else {
+            return Err(Error::Storage(format!(
+                "internal: rewrite of {table} without a batch"
+            )));
+        };
+        let delta = self.open_or_create(table, &first.schema()).await?;
+        let txns: Vec<Transaction> = markers
+            .iter()
+            .map(|m| Transaction::new(&m.app_id, m.version))
+            .collect();
+        let props = CommitProperties::default().with_application_transactions(txns);
+        let mut write = delta
+            .write(batches)
+            .with_save_mode(SaveMode::Overwrite)
+            .with_commit_properties(props);
+        write = match predicate {
+            Some(p) => write
+                .with_replace_where(p)
+                .with_schema_mode(SchemaMode::Merge),
+            None => write.with_schema_mode(SchemaMode::Overwrite),
+        };
+        let written = write.await.map_err(|e| Error::delta(table.sql_name(), e))?;
+        Ok(super::version_of(&written).unwrap_or_default())
+    }
+}
+
+impl Lake {
+    /// Deletes the rows of `table` matching `predicate`, recording `markers`, in one commit.
+    pub async fn delete_where(
+        &self,
+        table: TableRef,
+        delta: DeltaTable,
+        predicate: &str,
+        markers: &[CommitMarker],
+    ) -> Result<i64> {
+        let txns: Vec<Transaction> = markers
+            .iter()
+            .map(|m| Transaction::new(&m.app_id, m.version))
+            .collect();
+        let (t, _) = delta
+            .delete()
+            .with_predicate(predicate.to_string())
+            .with_commit_properties(CommitProperties::default().with_application_transactions(txns))
+            .await
+            .map_err(|e| Error::delta(table.sql_name(), e))?;
+        Ok(super::version_of(&t).unwrap_or_default())
+    }
+
+    /// Deletes every row of `table`, recording `markers`.
+    pub async fn truncate(&self, table: TableRef, markers: &[CommitMarker]) -> Result<i64> {
+        let Some(delta) = self.open_table(table).await? else {
+            return Ok(-1);
+        };
+        let txns: Vec<Transaction> = markers
+            .iter()
+            .map(|m| Transaction::new(&m.app_id, m.version))
+            .collect();
+        let (t, _) = delta
+            .delete()
+            .with_commit_properties(CommitProperties::default().with_application_transactions(txns))
+            .await
+            .map_err(|e| Error::delta(table.sql_name(), e))?;
+        Ok(super::version_of(&t).unwrap_or_default())
     }
 }

@@ -64,7 +64,13 @@ impl AzureTarget {
             .get("azurite_blob_storage_url")
             .cloned()
             .unwrap_or_else(|| EMULATOR_URL.to_string());
-        Ok(AzureTarget { container, emulator, account, key, blob_endpoint })
+        Ok(AzureTarget {
+            container,
+            emulator,
+            account,
+            key,
+            blob_endpoint,
+        })
     }
 
     /// Creates the container on the emulator when it is missing. In Azure proper this is a no-op: the
@@ -74,8 +80,13 @@ impl AzureTarget {
             return Ok(());
         }
         let endpoint = self.blob_endpoint.trim_end_matches('/');
-        let url = format!("{endpoint}/{}/{}?restype=container", self.account, self.container);
-        let date = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        let url = format!(
+            "{endpoint}/{}/{}?restype=container",
+            self.account, self.container
+        );
+        let date = chrono::Utc::now()
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string();
         let version = "2021-08-06";
         let string_to_sign = format!(
             "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{version}\n/{acct}/{acct}/{container}\nrestype:container",

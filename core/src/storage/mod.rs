@@ -6,6 +6,10 @@
 
 mod append;
 mod azure;
+pub mod columns;
+mod incremental;
+mod read;
+pub mod rows;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -20,6 +24,12 @@ use crate::{Error, Result};
 
 pub use append::CommitMarker;
 pub use azure::AzureTarget;
+pub use incremental::{checkpoint_id, Increment};
+
+/// A Delta table's current version as a signed number (-1 never stored; `None` before the first commit).
+pub fn version_of(table: &DeltaTable) -> Option<i64> {
+    table.version().map(|v| v as i64)
+}
 
 /// The medallion layer a table belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -95,7 +105,9 @@ impl Lake {
     pub async fn open(location: &str) -> Result<Self> {
         let location = location.trim();
         if location.is_empty() {
-            return Err(Error::Config("the lake location is empty; give a path or a URL".into()));
+            return Err(Error::Config(
+                "the lake location is empty; give a path or a URL".into(),
+            ));
         }
         let root = parse_location(location)?;
         let mut options = HashMap::new();
@@ -103,11 +115,20 @@ impl Lake {
             "file" => None,
             "az" | "abfs" | "abfss" | "azure" | "adl" => {
                 for (key, value) in std::env::vars() {
-                    if key.starts_with("AZURE_") || key == "AZURITE_BLOB_STORAGE_URL" {
+                    if key.starts_with("AZURE_") {
                         options.insert(key.to_ascii_lowercase(), value);
                     }
                 }
-                let target = AzureTarget::from_url(&root, &options)?;
+                // App Service / Functions expose their managed-identity endpoint as IDENTITY_ENDPOINT
+                // (object_store reads IDENTITY_HEADER itself but looks for the VM metadata address).
+                if let Ok(endpoint) = std::env::var("IDENTITY_ENDPOINT") {
+                    options.entry("azure_msi_endpoint".to_string()).or_insert(endpoint);
+                }
+                let mut target_options = options.clone();
+                if let Ok(url) = std::env::var("AZURITE_BLOB_STORAGE_URL") {
+                    target_options.insert("azurite_blob_storage_url".into(), url);
+                }
+                let target = AzureTarget::from_url(&root, &target_options)?;
                 target.ensure_container().await?;
                 Some(target)
             }
@@ -117,7 +138,11 @@ impl Lake {
                 )))
             }
         };
-        Ok(Lake { root, options, azure })
+        Ok(Lake {
+            root,
+            options,
+            azure,
+        })
     }
 
     /// The root URL of the lake.
@@ -144,6 +169,13 @@ impl Lake {
     /// Opens a table; `Ok(None)` when it does not exist yet.
     pub async fn open_table(&self, table: TableRef) -> Result<Option<DeltaTable>> {
         let url = self.table_url(table)?;
+        if url.scheme() == "file"
+            && url
+                .to_file_path()
+                .is_ok_and(|p| !p.join("_delta_log").exists())
+        {
+            return Ok(None);
+        }
         let mut delta = DeltaTableBuilder::from_url(url)
             .map_err(|e| Error::delta(table.sql_name(), e))?
             .with_storage_options(self.options.clone())
@@ -160,7 +192,11 @@ impl Lake {
     ///
     /// Tables are created at the plain Delta protocol (reader 1, writer 2: no deletion vectors, no column
     /// mapping) so that Synapse serverless, Spark and Fabric read them.
-    pub async fn open_or_create(&self, table: TableRef, schema: &ArrowSchema) -> Result<DeltaTable> {
+    pub async fn open_or_create(
+        &self,
+        table: TableRef,
+        schema: &ArrowSchema,
+    ) -> Result<DeltaTable> {
         if let Some(existing) = self.open_table(table).await? {
             return Ok(existing);
         }
@@ -168,6 +204,12 @@ impl Lake {
             .try_into_kernel()
             .map_err(|e| Error::Storage(format!("schema of {table} is not a Delta schema: {e}")))?;
         let url = self.table_url(table)?;
+        if url.scheme() == "file" {
+            // delta-rs creates local tables only in an existing folder.
+            if let Ok(path) = url.to_file_path() {
+                std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+            }
+        }
         let delta = DeltaTableBuilder::from_url(url)
             .map_err(|e| Error::delta(table.sql_name(), e))?
             .with_storage_options(self.options.clone())
@@ -177,7 +219,11 @@ impl Lake {
             .create()
             .with_table_name(table.sql_name())
             .with_columns(schema.fields().cloned())
-            .with_comment(format!("patientflow {} table {}", table.layer.as_str(), table.name))
+            .with_comment(format!(
+                "patientflow {} table {}",
+                table.layer.as_str(),
+                table.name
+            ))
             .await;
         match created {
             Ok(t) => Ok(t),
@@ -218,9 +264,13 @@ mod tests {
     #[tokio::test]
     async fn local_paths_become_file_urls_and_tables_nest_by_layer() {
         let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::open(dir.path().join("lake").to_str().unwrap()).await.unwrap();
+        let lake = Lake::open(dir.path().join("lake").to_str().unwrap())
+            .await
+            .unwrap();
         assert_eq!(lake.root().scheme(), "file");
-        let url = lake.table_url(TableRef::new(Layer::Bronze, "adt_messages")).unwrap();
+        let url = lake
+            .table_url(TableRef::new(Layer::Bronze, "adt_messages"))
+            .unwrap();
         assert!(url.path().ends_with("/lake/bronze/adt_messages/"), "{url}");
         assert!(!lake.is_azure());
     }
@@ -228,7 +278,11 @@ mod tests {
     #[tokio::test]
     async fn unsupported_schemes_and_empty_locations_are_config_errors() {
         let err = Lake::open("s3://bucket/x").await.unwrap_err();
-        assert!(err.to_string().contains("unsupported lake URL scheme 's3://'"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("unsupported lake URL scheme 's3://'"),
+            "{err}"
+        );
         let err = Lake::open("  ").await.unwrap_err();
         assert!(err.to_string().contains("empty"), "{err}");
     }

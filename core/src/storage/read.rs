@@ -32,7 +32,10 @@ impl Lake {
         for table in tables {
             self.register(&ctx, *table).await?;
         }
-        let df = ctx.sql(sql).await.map_err(|e| Error::Query(e.to_string()))?;
+        let df = ctx
+            .sql(sql)
+            .await
+            .map_err(|e| Error::Query(e.to_string()))?;
         df.collect().await.map_err(|e| Error::Query(e.to_string()))
     }
 }

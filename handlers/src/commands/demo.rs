@@ -31,7 +31,11 @@ pub async fn run(lake_url: &str, args: DemoArgs) -> anyhow::Result<Outcome> {
     let hl7 = data.join("hl7v2_adt");
     if hl7.is_dir() {
         let r = AdtIngestor::new(lake.clone())
-            .ingest_paths(&[hl7.display().to_string()], &bronze::new_run_id("demo-adt"), &quiet)
+            .ingest_paths(
+                &[hl7.display().to_string()],
+                &bronze::new_run_id("demo-adt"),
+                &quiet,
+            )
             .await?;
         println!(
             "ADT samples: {} files, {} messages written, {} flagged unparseable, {} already ingested",
@@ -60,7 +64,10 @@ pub async fn run(lake_url: &str, args: DemoArgs) -> anyhow::Result<Outcome> {
     println!();
     println!("{:<28} {:>8} {:>12}", "table", "version", "rows");
     for t in describe_all(&lake).await? {
-        let version = t.version.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+        let version = t
+            .version
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "-".into());
         let rows = t.rows.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
         println!("{:<28} {:>8} {:>12}", t.name, version, rows);
     }

@@ -20,23 +20,36 @@ pub async fn run(lake_url: &str, cmd: IngestCommand) -> anyhow::Result<Outcome> 
         IngestCommand::Adt(args) => {
             let run_id = bronze::new_run_id("ingest-adt");
             let ingestor = AdtIngestor::new(lake);
-            (ingestor.ingest_paths(&args.paths, &run_id, &progress).await?, args.json)
+            (
+                ingestor
+                    .ingest_paths(&args.paths, &run_id, &progress)
+                    .await?,
+                args.json,
+            )
         }
         IngestCommand::Ehr(args) => {
             let run_id = bronze::new_run_id("ingest-ehr");
             let profile = match &args.profile {
                 None => None,
                 Some(name) if std::path::Path::new(name).is_file() => {
-                    let text = std::fs::read_to_string(name).with_context(|| format!("reading profile {name}"))?;
+                    let text = std::fs::read_to_string(name)
+                        .with_context(|| format!("reading profile {name}"))?;
                     Some(Profile::from_json(&text)?)
                 }
                 Some(name) => Some(bronze::ehr::builtin_profile(name)?),
             };
-            (bronze::ehr::ingest_paths(&lake, &args.paths, profile.as_ref(), &run_id, &progress).await?, args.json)
+            (
+                bronze::ehr::ingest_paths(&lake, &args.paths, profile.as_ref(), &run_id, &progress)
+                    .await?,
+                args.json,
+            )
         }
         IngestCommand::Departments(args) => {
             let run_id = bronze::new_run_id("ingest-reference");
-            (bronze::reference::ingest_paths(&lake, &args.paths, &run_id, &progress).await?, args.json)
+            (
+                bronze::reference::ingest_paths(&lake, &args.paths, &run_id, &progress).await?,
+                args.json,
+            )
         }
     };
     bar.finish_and_clear();
@@ -45,7 +58,11 @@ pub async fn run(lake_url: &str, cmd: IngestCommand) -> anyhow::Result<Outcome> 
     } else {
         print_report(&report);
     }
-    Ok(if report.errors.is_empty() { Outcome::Success } else { Outcome::Partial })
+    Ok(if report.errors.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::Partial
+    })
 }
 
 fn progress_bar() -> ProgressBar {
@@ -70,7 +87,11 @@ fn print_report(r: &IngestReport) {
         println!("  rows written: none (nothing new)");
     }
     for (table, rows) in &r.rows_written {
-        let version = r.versions.get(table).map(|v| format!(" (version {v})")).unwrap_or_default();
+        let version = r
+            .versions
+            .get(table)
+            .map(|v| format!(" (version {v})"))
+            .unwrap_or_default();
         println!("  rows written: {rows} to {table}{version}");
     }
     println!(

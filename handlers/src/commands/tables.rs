@@ -16,9 +16,15 @@ pub async fn run(lake_url: &str, args: TablesArgs) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Success);
     }
     println!("lake {}", lake.root());
-    println!("{:<28} {:>8} {:>12} {:>6}", "table", "version", "rows", "files");
+    println!(
+        "{:<28} {:>8} {:>12} {:>6}",
+        "table", "version", "rows", "files"
+    );
     for t in &tables {
-        let version = t.version.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+        let version = t
+            .version
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "-".into());
         let rows = t.rows.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
         println!("{:<28} {:>8} {:>12} {:>6}", t.name, version, rows, t.files);
         if args.schema {

@@ -32,7 +32,9 @@ pub type TimeRejection = Finding;
 
 /// True for the placeholder dates systems write when they have no value.
 pub fn is_placeholder(date: NaiveDate) -> bool {
-    (date.year() == 1900 && date.ordinal() == 1) || (date.year() == 1970 && date.ordinal() == 1) || date.year() < 1900
+    (date.year() == 1900 && date.ordinal() == 1)
+        || (date.year() == 1970 && date.ordinal() == 1)
+        || date.year() < 1900
 }
 
 /// Parses and checks one time field. `invalid_rule` is the rule for an unreadable value (the event
@@ -43,14 +45,30 @@ pub fn check_time(
     ctx: &TimeContext,
     invalid_rule: &'static Rule,
 ) -> Result<CheckedTime, TimeRejection> {
-    let parsed = parse_source_time(raw)
-        .map_err(|e| Finding::new(invalid_rule, Some(field), format!("{field}: {e}"), Some(raw)))?;
+    let parsed = parse_source_time(raw).map_err(|e| {
+        Finding::new(
+            invalid_rule,
+            Some(field),
+            format!("{field}: {e}"),
+            Some(raw),
+        )
+    })?;
     if is_placeholder(parsed.local.date()) {
-        return Err(Finding::new(&rules::TIME_PLACEHOLDER, Some(field), format!("{field} is a placeholder date"), Some(raw)));
+        return Err(Finding::new(
+            &rules::TIME_PLACEHOLDER,
+            Some(field),
+            format!("{field} is a placeholder date"),
+            Some(raw),
+        ));
     }
-    let utc = parsed
-        .to_utc(ctx.zone)
-        .map_err(|e| Finding::new(invalid_rule, Some(field), format!("{field}: {e}"), Some(raw)))?;
+    let utc = parsed.to_utc(ctx.zone).map_err(|e| {
+        Finding::new(
+            invalid_rule,
+            Some(field),
+            format!("{field}: {e}"),
+            Some(raw),
+        )
+    })?;
     if utc > ctx.received + chrono::Duration::hours(24) {
         return Err(Finding::new(
             &rules::TIME_FUTURE,
@@ -64,7 +82,10 @@ pub fn check_time(
         findings.push(Finding::new(
             &rules::TIME_FORMAT,
             Some(field),
-            format!("{field} written as {:?}, read with the alternative format", parsed.format),
+            format!(
+                "{field} written as {:?}, read with the alternative format",
+                parsed.format
+            ),
             Some(raw),
         ));
     }
@@ -72,7 +93,10 @@ pub fn check_time(
         findings.push(Finding::new(
             &rules::TIME_NO_OFFSET,
             Some(field),
-            format!("{field} has no UTC offset; read as {} local time", ctx.zone.name()),
+            format!(
+                "{field} has no UTC offset; read as {} local time",
+                ctx.zone.name()
+            ),
             Some(raw),
         ));
     }
@@ -83,17 +107,38 @@ pub fn check_time(
 /// more than 120 years before it.
 pub fn check_birth_date(raw: &str, event: DateTime<Utc>) -> Result<NaiveDate, Finding> {
     let field = "birth_date";
-    let date = parse_date(raw)
-        .map_err(|e| Finding::new(&rules::PAT_AGE_IMPOSSIBLE, Some(field), format!("birth date unreadable: {e}"), Some(raw)))?;
+    let date = parse_date(raw).map_err(|e| {
+        Finding::new(
+            &rules::PAT_AGE_IMPOSSIBLE,
+            Some(field),
+            format!("birth date unreadable: {e}"),
+            Some(raw),
+        )
+    })?;
     if is_placeholder(date) {
-        return Err(Finding::new(&rules::TIME_PLACEHOLDER, Some(field), "birth date is a placeholder date", Some(raw)));
+        return Err(Finding::new(
+            &rules::TIME_PLACEHOLDER,
+            Some(field),
+            "birth date is a placeholder date",
+            Some(raw),
+        ));
     }
     let event_date = event.date_naive();
     if date > event_date {
-        return Err(Finding::new(&rules::PAT_AGE_IMPOSSIBLE, Some(field), "birth date after the event", Some(raw)));
+        return Err(Finding::new(
+            &rules::PAT_AGE_IMPOSSIBLE,
+            Some(field),
+            "birth date after the event",
+            Some(raw),
+        ));
     }
     if event_date.year() - date.year() > 120 {
-        return Err(Finding::new(&rules::PAT_AGE_IMPOSSIBLE, Some(field), "age above 120 years", Some(raw)));
+        return Err(Finding::new(
+            &rules::PAT_AGE_IMPOSSIBLE,
+            Some(field),
+            "age above 120 years",
+            Some(raw),
+        ));
     }
     Ok(date)
 }
@@ -120,9 +165,19 @@ pub fn normalise_sex(raw: &str) -> Result<(String, Option<Finding>), Finding> {
     match mapped {
         Some(code) => Ok((
             code.to_string(),
-            Some(Finding::new(&rules::PAT_SEX_INVALID, Some("sex"), format!("sex code mapped to {code}"), Some(raw))),
+            Some(Finding::new(
+                &rules::PAT_SEX_INVALID,
+                Some("sex"),
+                format!("sex code mapped to {code}"),
+                Some(raw),
+            )),
         )),
-        None => Err(Finding::new(&rules::PAT_SEX_INVALID, Some("sex"), "sex code outside HL7 table 0001", Some(raw))),
+        None => Err(Finding::new(
+            &rules::PAT_SEX_INVALID,
+            Some("sex"),
+            "sex code outside HL7 table 0001",
+            Some(raw),
+        )),
     }
 }
 
@@ -141,20 +196,62 @@ mod tests {
 
     #[test]
     fn times_are_checked_and_repaired() {
-        let ok = check_time("event_time", "20260114083000-0600", &ctx(), &rules::TIME_EVENT_INVALID).unwrap();
-        assert_eq!(ok.utc, Utc.with_ymd_and_hms(2026, 1, 14, 14, 30, 0).unwrap());
+        let ok = check_time(
+            "event_time",
+            "20260114083000-0600",
+            &ctx(),
+            &rules::TIME_EVENT_INVALID,
+        )
+        .unwrap();
+        assert_eq!(
+            ok.utc,
+            Utc.with_ymd_and_hms(2026, 1, 14, 14, 30, 0).unwrap()
+        );
         assert!(ok.findings.is_empty());
-        let local = check_time("event_time", "202601140830", &ctx(), &rules::TIME_EVENT_INVALID).unwrap();
-        assert_eq!(local.utc, Utc.with_ymd_and_hms(2026, 1, 14, 14, 30, 0).unwrap());
+        let local = check_time(
+            "event_time",
+            "202601140830",
+            &ctx(),
+            &rules::TIME_EVENT_INVALID,
+        )
+        .unwrap();
+        assert_eq!(
+            local.utc,
+            Utc.with_ymd_and_hms(2026, 1, 14, 14, 30, 0).unwrap()
+        );
         assert_eq!(local.findings[0].rule.id, "DQ-TIME-NO-OFFSET");
-        let us = check_time("event_time", "01/14/2026 08:30", &ctx(), &rules::TIME_EVENT_INVALID).unwrap();
+        let us = check_time(
+            "event_time",
+            "01/14/2026 08:30",
+            &ctx(),
+            &rules::TIME_EVENT_INVALID,
+        )
+        .unwrap();
         assert_eq!(us.utc, local.utc);
         assert!(us.findings.iter().any(|f| f.rule.id == "DQ-TIME-FORMAT"));
-        let e = check_time("event_time", "19000101000000", &ctx(), &rules::TIME_EVENT_INVALID).unwrap_err();
+        let e = check_time(
+            "event_time",
+            "19000101000000",
+            &ctx(),
+            &rules::TIME_EVENT_INVALID,
+        )
+        .unwrap_err();
         assert_eq!(e.rule.id, "DQ-TIME-PLACEHOLDER");
-        let e = check_time("event_time", "20310101000000-0600", &ctx(), &rules::TIME_EVENT_INVALID).unwrap_err();
+        let e = check_time(
+            "event_time",
+            "20310101000000-0600",
+            &ctx(),
+            &rules::TIME_EVENT_INVALID,
+        )
+        .unwrap_err();
         assert_eq!(e.rule.id, "DQ-TIME-FUTURE");
-        let e = check_time("event_time", "2026-13-01", &ctx(), &rules::TIME_EVENT_INVALID).unwrap_err();
+        let e = check_time(
+            "event_time",
+            "2026-13-01",
+            &ctx(),
+            &rules::TIME_EVENT_INVALID,
+        )
+        .unwrap_err();
         assert_eq!(e.rule.id, "DQ-TIME-EVENT-INVALID");
     }
 
@@ -162,12 +259,24 @@ mod tests {
     fn birth_dates_and_sex_codes() {
         let at = Utc.with_ymd_and_hms(2026, 1, 14, 0, 0, 0).unwrap();
         assert!(check_birth_date("19800102", at).is_ok());
-        assert_eq!(check_birth_date("2027-01-01", at).unwrap_err().rule.id, "DQ-PAT-AGE-IMPOSSIBLE");
-        assert_eq!(check_birth_date("1890-01-01", at).unwrap_err().rule.id, "DQ-TIME-PLACEHOLDER");
-        assert_eq!(check_birth_date("1901-05-01", at).unwrap_err().rule.id, "DQ-PAT-AGE-IMPOSSIBLE");
+        assert_eq!(
+            check_birth_date("2027-01-01", at).unwrap_err().rule.id,
+            "DQ-PAT-AGE-IMPOSSIBLE"
+        );
+        assert_eq!(
+            check_birth_date("1890-01-01", at).unwrap_err().rule.id,
+            "DQ-TIME-PLACEHOLDER"
+        );
+        assert_eq!(
+            check_birth_date("1901-05-01", at).unwrap_err().rule.id,
+            "DQ-PAT-AGE-IMPOSSIBLE"
+        );
         assert_eq!(normalise_sex("F").unwrap(), ("F".to_string(), None));
         assert_eq!(normalise_sex("female").unwrap().0, "F");
         assert_eq!(normalise_sex("2").unwrap().0, "F");
-        assert_eq!(normalise_sex("X").unwrap_err().rule.id, "DQ-PAT-SEX-INVALID");
+        assert_eq!(
+            normalise_sex("X").unwrap_err().rule.id,
+            "DQ-PAT-SEX-INVALID"
+        );
     }
 }

@@ -20,7 +20,17 @@ pub struct Finding {
 
 impl Finding {
     /// A finding of `rule` on `field`.
-    pub fn new(rule: &'static Rule, field: Option<&str>, reason: impl Into<String>, raw: Option<&str>) -> Self {
-        Finding { rule, field: field.map(str::to_string), reason: reason.into(), raw_value: raw.map(str::to_string) }
+    pub fn new(
+        rule: &'static Rule,
+        field: Option<&str>,
+        reason: impl Into<String>,
+        raw: Option<&str>,
+    ) -> Self {
+        Finding {
+            rule,
+            field: field.map(str::to_string),
+            reason: reason.into(),
+            raw_value: raw.map(str::to_string),
+        }
     }
 }

@@ -53,7 +53,7 @@ impl Action {
 }
 
 /// One rule of the catalogue.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Rule {
     /// Stable id (`DQ-TIME-FUTURE`).
     pub id: &'static str,

@@ -123,7 +123,9 @@ pub fn build_history(key: &str, observations: &[Observation]) -> Vec<Version> {
 
 /// The version valid at `at`, if any.
 pub fn as_of(history: &[Version], at: DateTime<Utc>) -> Option<&Version> {
-    history.iter().find(|v| v.valid_from <= at && v.valid_to.is_none_or(|to| at < to))
+    history
+        .iter()
+        .find(|v| v.valid_from <= at && v.valid_to.is_none_or(|to| at < to))
 }
 
 #[cfg(test)]
@@ -133,7 +135,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn t(h: i64) -> DateTime<Utc> {
-        Utc.timestamp_opt(1_767_225_600 + h * 3600, 0).single().unwrap()
+        Utc.timestamp_opt(1_767_225_600 + h * 3600, 0)
+            .single()
+            .unwrap()
     }
 
     fn obs(h: i64, seq: &str, attrs: &[(&str, &str)]) -> Observation {
@@ -141,13 +145,19 @@ mod tests {
             key: "K".into(),
             effective: t(h),
             sequence: seq.into(),
-            attrs: attrs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            attrs: attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
     #[test]
     fn the_customers_example_age_change_makes_old_row_inactive_new_row_active() {
-        let h = build_history("K", &[obs(0, "a", &[("age", "41")]), obs(5, "b", &[("age", "42")])]);
+        let h = build_history(
+            "K",
+            &[obs(0, "a", &[("age", "41")]), obs(5, "b", &[("age", "42")])],
+        );
         assert_eq!(h.len(), 2);
         assert_eq!(h[0].status(), "inactive");
         assert_eq!(h[0].valid_to, Some(t(5)));
@@ -157,10 +167,20 @@ mod tests {
 
     #[test]
     fn a_late_change_splits_the_interval_it_falls_in() {
-        let before = build_history("K", &[obs(0, "a", &[("addr", "A")]), obs(10, "c", &[("addr", "C")])]);
+        let before = build_history(
+            "K",
+            &[
+                obs(0, "a", &[("addr", "A")]),
+                obs(10, "c", &[("addr", "C")]),
+            ],
+        );
         let after = build_history(
             "K",
-            &[obs(0, "a", &[("addr", "A")]), obs(10, "c", &[("addr", "C")]), obs(4, "b", &[("addr", "B")])],
+            &[
+                obs(0, "a", &[("addr", "A")]),
+                obs(10, "c", &[("addr", "C")]),
+                obs(4, "b", &[("addr", "B")]),
+            ],
         );
         assert_eq!(before.len(), 2);
         assert_eq!(after.len(), 3);
@@ -176,7 +196,12 @@ mod tests {
     fn unchanged_and_redelivered_observations_make_no_version() {
         let h = build_history(
             "K",
-            &[obs(0, "a", &[("x", "1")]), obs(0, "a", &[("x", "1")]), obs(3, "b", &[("x", "1")]), obs(4, "c", &[])],
+            &[
+                obs(0, "a", &[("x", "1")]),
+                obs(0, "a", &[("x", "1")]),
+                obs(3, "b", &[("x", "1")]),
+                obs(4, "c", &[]),
+            ],
         );
         assert_eq!(h.len(), 1);
         assert!(h[0].is_current());
@@ -186,7 +211,10 @@ mod tests {
     fn absent_attributes_carry_forward_and_new_attributes_start_a_version() {
         let h = build_history(
             "K",
-            &[obs(0, "a", &[("name", "Ann"), ("sex", "F")]), obs(2, "b", &[("preferred_language", "es")])],
+            &[
+                obs(0, "a", &[("name", "Ann"), ("sex", "F")]),
+                obs(2, "b", &[("preferred_language", "es")]),
+            ],
         );
         assert_eq!(h.len(), 2);
         assert!(!h[0].attrs.contains_key("preferred_language"));
@@ -196,17 +224,35 @@ mod tests {
 
     #[test]
     fn changes_at_the_same_instant_keep_the_last_in_sequence() {
-        let h = build_history("K", &[obs(0, "a", &[("x", "1")]), obs(1, "b", &[("x", "2")]), obs(1, "c", &[("x", "3")])]);
+        let h = build_history(
+            "K",
+            &[
+                obs(0, "a", &[("x", "1")]),
+                obs(1, "b", &[("x", "2")]),
+                obs(1, "c", &[("x", "3")]),
+            ],
+        );
         assert_eq!(h.len(), 2);
         assert_eq!(h[1].attrs["x"], "3");
-        let back = build_history("K", &[obs(0, "a", &[("x", "1")]), obs(1, "b", &[("x", "2")]), obs(1, "c", &[("x", "1")])]);
+        let back = build_history(
+            "K",
+            &[
+                obs(0, "a", &[("x", "1")]),
+                obs(1, "b", &[("x", "2")]),
+                obs(1, "c", &[("x", "1")]),
+            ],
+        );
         assert_eq!(back.len(), 1, "{back:?}");
         assert!(back[0].is_current());
     }
 
     /// The reference model: the state at time `at` is every observation up to `at`, in order, overlaid.
-    fn state_at(observations: &[Observation], at: DateTime<Utc>) -> Option<BTreeMap<String, String>> {
-        let mut sorted: Vec<&Observation> = observations.iter().filter(|o| o.effective <= at).collect();
+    fn state_at(
+        observations: &[Observation],
+        at: DateTime<Utc>,
+    ) -> Option<BTreeMap<String, String>> {
+        let mut sorted: Vec<&Observation> =
+            observations.iter().filter(|o| o.effective <= at).collect();
         if sorted.is_empty() {
             return None;
         }
@@ -221,7 +267,13 @@ mod tests {
     }
 
     fn arb_observation() -> impl Strategy<Value = Observation> {
-        (0i64..30, 0u8..4, proptest::option::of(0u8..3), proptest::option::of(0u8..3), proptest::option::of(0u8..2))
+        (
+            0i64..30,
+            0u8..4,
+            proptest::option::of(0u8..3),
+            proptest::option::of(0u8..3),
+            proptest::option::of(0u8..2),
+        )
             .prop_map(|(h, seq, a, b, c)| {
                 let mut attrs = BTreeMap::new();
                 if let Some(a) = a {
@@ -231,9 +283,17 @@ mod tests {
                     attrs.insert("name".to_string(), format!("name{b}"));
                 }
                 if let Some(c) = c {
-                    attrs.insert("preferred_language".to_string(), ["en", "es"][c as usize].to_string());
+                    attrs.insert(
+                        "preferred_language".to_string(),
+                        ["en", "es"][c as usize].to_string(),
+                    );
                 }
-                Observation { key: "K".into(), effective: t(h), sequence: format!("s{seq}"), attrs }
+                Observation {
+                    key: "K".into(),
+                    effective: t(h),
+                    sequence: format!("s{seq}"),
+                    attrs,
+                }
             })
     }
 

@@ -62,7 +62,11 @@ fn type_name(v: &Value) -> &'static str {
 
 /// An optional string field: absent or null → `None`; a string is trimmed (empty → `None`); any other
 /// type is an error naming `path`.
-fn opt_str(obj: &Map<String, Value>, key: &str, path: &str) -> Result<Option<String>, AdtJsonError> {
+fn opt_str(
+    obj: &Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<Option<String>, AdtJsonError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(clean_str(s)),
@@ -75,7 +79,11 @@ fn opt_str(obj: &Map<String, Value>, key: &str, path: &str) -> Result<Option<Str
 }
 
 /// A required string field.
-fn req_str(obj: &Map<String, Value>, key: &str, path: &'static str) -> Result<String, AdtJsonError> {
+fn req_str(
+    obj: &Map<String, Value>,
+    key: &str,
+    path: &'static str,
+) -> Result<String, AdtJsonError> {
     opt_str(obj, key, path)?.ok_or(AdtJsonError::MissingField(path))
 }
 
@@ -94,8 +102,17 @@ fn opt_obj<'v>(
 
 /// Keys of `patient` this schema maps; any other scalar key is kept as an extra attribute.
 const PATIENT_KEYS: &[&str] = &[
-    "mrn", "family_name", "given_name", "birth_date", "sex", "address", "attributes", "street", "city",
-    "state", "zip",
+    "mrn",
+    "family_name",
+    "given_name",
+    "birth_date",
+    "sex",
+    "address",
+    "attributes",
+    "street",
+    "city",
+    "state",
+    "zip",
 ];
 
 /// An attribute value as text: strings as they are, numbers and booleans in JSON notation, arrays and
@@ -138,7 +155,9 @@ fn attributes(patient: &Map<String, Value>) -> Result<BTreeMap<String, String>, 
 /// that depend on the event type (a visit number for A01–A13, a department for A01/A02/A04) are left to
 /// Silver's data-quality rules, which apply them to HL7 and JSON alike.
 pub fn parse_json_event(value: &Value) -> Result<AdtEvent, AdtJsonError> {
-    let root = value.as_object().ok_or(AdtJsonError::NotAnObject("the event"))?;
+    let root = value
+        .as_object()
+        .ok_or(AdtJsonError::NotAnObject("the event"))?;
     if let Some(schema) = opt_str(root, "schema", "schema")? {
         if schema != SCHEMA {
             return Err(AdtJsonError::UnsupportedSchema);
@@ -148,8 +167,10 @@ pub fn parse_json_event(value: &Value) -> Result<AdtEvent, AdtJsonError> {
     let event_type = req_str(root, "event_type", "event_type")?;
     let facility = req_str(root, "facility", "facility")?;
     let recorded_time = req_str(root, "recorded_time", "recorded_time")?;
-    let event_time = opt_str(root, "event_time", "event_time")?.unwrap_or_else(|| recorded_time.clone());
-    let patient = opt_obj(root, "patient", "patient")?.ok_or(AdtJsonError::MissingField("patient.mrn"))?;
+    let event_time =
+        opt_str(root, "event_time", "event_time")?.unwrap_or_else(|| recorded_time.clone());
+    let patient =
+        opt_obj(root, "patient", "patient")?.ok_or(AdtJsonError::MissingField("patient.mrn"))?;
     let mrn = req_str(patient, "mrn", "patient.mrn")?;
     let empty = Map::new();
     let address = opt_obj(patient, "address", "patient.address")?;
@@ -191,7 +212,8 @@ pub fn parse_json_event(value: &Value) -> Result<AdtEvent, AdtJsonError> {
 /// Parses one event from JSON text (an object; a leading byte-order mark is ignored).
 pub fn parse_json_event_str(text: &str) -> Result<AdtEvent, AdtJsonError> {
     let text = text.trim_start_matches('\u{feff}');
-    let value: Value = serde_json::from_str(text).map_err(|e| AdtJsonError::InvalidJson(e.to_string()))?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| AdtJsonError::InvalidJson(e.to_string()))?;
     parse_json_event(&value)
 }
 
@@ -238,7 +260,10 @@ mod tests {
         assert_eq!(e.message_id, "MHA03-000123457");
         assert_eq!(e.event_type.as_deref(), Some("A02"));
         assert_eq!(e.facility.as_deref(), Some("MHA03"));
-        assert_eq!(e.recorded_time.as_deref(), Some("2026-01-14T08:31:05-05:00"));
+        assert_eq!(
+            e.recorded_time.as_deref(),
+            Some("2026-01-14T08:31:05-05:00")
+        );
         assert_eq!(e.event_time.as_deref(), Some("2026-01-14T08:30:00-05:00"));
         assert_eq!(e.mrn.as_deref(), Some("MHA03-P0004711"));
         assert_eq!(e.family_name.as_deref(), Some("Lindqvist"));
@@ -318,7 +343,10 @@ mod tests {
         let mut v = doc_example();
         v["patient"]["mrn"] = json!(4711);
         let e = parse_json_event(&v).unwrap_err();
-        assert_eq!(e.to_string(), "field patient.mrn must be a string, found a number");
+        assert_eq!(
+            e.to_string(),
+            "field patient.mrn must be a string, found a number"
+        );
         let mut v = doc_example();
         v["visit"]["department"] = json!(["ICU"]);
         assert_eq!(
@@ -331,17 +359,26 @@ mod tests {
         );
         let mut v = doc_example();
         v["patient"]["address"]["zip"] = json!(45402);
-        assert!(parse_json_event(&v).unwrap_err().to_string().contains("patient.address.zip"));
+        assert!(parse_json_event(&v)
+            .unwrap_err()
+            .to_string()
+            .contains("patient.address.zip"));
         let mut v = doc_example();
         v["visit"] = json!("ICU");
-        assert_eq!(parse_json_event(&v).unwrap_err(), AdtJsonError::NotAnObject("visit"));
+        assert_eq!(
+            parse_json_event(&v).unwrap_err(),
+            AdtJsonError::NotAnObject("visit")
+        );
         assert_eq!(
             parse_json_event(&json!([1])).unwrap_err(),
             AdtJsonError::NotAnObject("the event")
         );
         let mut v = doc_example();
         v["schema"] = json!("other.v2");
-        assert_eq!(parse_json_event(&v).unwrap_err(), AdtJsonError::UnsupportedSchema);
+        assert_eq!(
+            parse_json_event(&v).unwrap_err(),
+            AdtJsonError::UnsupportedSchema
+        );
         assert!(matches!(
             parse_json_event_str("{not json"),
             Err(AdtJsonError::InvalidJson(_))

@@ -4,7 +4,7 @@
 //! - [`hl7`]: splitting a file or event into messages ([`hl7::split_stream`]), parsing them
 //!   ([`hl7::Hl7Message`]) and mapping them ([`hl7::to_adt_event`]).
 //! - [`json`]: JSON events ([`json::parse_json_event`]).
-//! - [`fhir`]: FHIR R4 Encounter/Patient resources.
+//! - [`fhir`]: FHIR R4 Encounter/Patient resources ([`fhir::encounter_events`]).
 //! - [`time`]: source timestamps and birth dates, with the DST policy for zone-less local times.
 //!
 //! The wire formats are specified in `docs/sources.md` §1.
@@ -92,7 +92,9 @@ pub enum AdtFormat {
 /// Guesses the format of a payload from its first significant characters (after a byte-order mark,
 /// whitespace and MLLP framing bytes).
 pub fn detect_format(text: &str) -> AdtFormat {
-    let t = text.trim_start_matches(|c: char| c.is_whitespace() || matches!(c, '\u{feff}' | '\u{0b}' | '\u{1c}'));
+    let t = text.trim_start_matches(|c: char| {
+        c.is_whitespace() || matches!(c, '\u{feff}' | '\u{0b}' | '\u{1c}')
+    });
     if ["MSH", "FHS", "BHS"].iter().any(|p| t.starts_with(p)) {
         AdtFormat::Hl7
     } else if t.starts_with(['{', '[']) {

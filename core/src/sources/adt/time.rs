@@ -39,6 +39,8 @@ pub enum TimeFormat {
     Iso8601,
     /// US slash form: `M/D/YYYY[ H:MM[:SS][ AM|PM]]`.
     UsSlash,
+    /// RFC 2822 (`Wed, 14 Jan 2026 08:30:00 -0500`).
+    Rfc2822,
 }
 
 /// A parsed source timestamp.
@@ -99,7 +101,9 @@ impl SourceTime {
                         .local
                         .checked_sub_signed(Duration::days(1))
                         .ok_or(TimeError::OutOfRange)?;
-                    zone.offset_from_utc_datetime(&before).fix().local_minus_utc()
+                    zone.offset_from_utc_datetime(&before)
+                        .fix()
+                        .local_minus_utc()
                 }
             },
         };
@@ -126,9 +130,17 @@ pub fn parse_source_time(s: &str) -> Result<SourceTime, TimeError> {
         parse_iso(s).or_else(|e| parse_dtm(s).map_err(|_| e))
     } else if b[0].is_ascii_digit() {
         parse_dtm(s)
+    } else if let Ok(t) = DateTime::parse_from_rfc2822(s) {
+        // E-mail style `Wed, 14 Jan 2026 08:30:00 -0500`, as some interface engines write.
+        Ok(SourceTime {
+            local: t.naive_local(),
+            offset: Some(*t.offset()),
+            precision: Precision::Second,
+            format: TimeFormat::Rfc2822,
+        })
     } else {
         Err(TimeError::Unrecognized(
-            "expected HL7 DTM, ISO 8601 or MM/DD/YYYY",
+            "expected HL7 DTM, ISO 8601, RFC 2822 or MM/DD/YYYY",
         ))
     }
 }
@@ -280,7 +292,13 @@ fn parse_dtm(s: &str) -> Result<SourceTime, TimeError> {
         14 => Precision::Second,
         _ => return Err(TimeError::Unrecognized(SHAPE)),
     };
-    let at = |from: usize, default: u32| if len > from { num(from, from + 2) } else { default };
+    let at = |from: usize, default: u32| {
+        if len > from {
+            num(from, from + 2)
+        } else {
+            default
+        }
+    };
     let mut parts = Parts {
         year: num(0, 4),
         month: at(4, 1),
@@ -329,16 +347,21 @@ fn parse_iso(s: &str) -> Result<SourceTime, TimeError> {
     const SHAPE: &str = "ISO 8601 needs YYYY-MM-DD[THH:MM[:SS[.S]]][Z|+HH:MM]";
     let shape = || TimeError::Unrecognized(SHAPE);
     let mut c = Cur::new(s);
-    let mut parts = Parts::default();
-    parts.year = c.digits(4, 4).ok_or_else(shape)?.0;
+    let year = c.digits(4, 4).ok_or_else(shape)?.0;
     if !c.eat(b'-') {
         return Err(shape());
     }
-    parts.month = c.digits(2, 2).ok_or_else(shape)?.0;
+    let month = c.digits(2, 2).ok_or_else(shape)?.0;
     if !c.eat(b'-') {
         return Err(shape());
     }
-    parts.day = c.digits(2, 2).ok_or_else(shape)?.0;
+    let day = c.digits(2, 2).ok_or_else(shape)?.0;
+    let mut parts = Parts {
+        year,
+        month,
+        day,
+        ..Parts::default()
+    };
     let mut precision = Precision::Day;
     if matches!(c.peek(), Some(b'T' | b't' | b' ')) {
         c.pos += 1;
@@ -391,16 +414,21 @@ fn parse_us(s: &str) -> Result<SourceTime, TimeError> {
     const SHAPE: &str = "US dates need MM/DD/YYYY[ HH:MM[:SS][ AM|PM]]";
     let shape = || TimeError::Unrecognized(SHAPE);
     let mut c = Cur::new(s);
-    let mut parts = Parts::default();
-    parts.month = c.digits(1, 2).ok_or_else(shape)?.0;
+    let month = c.digits(1, 2).ok_or_else(shape)?.0;
     if !c.eat(b'/') {
         return Err(shape());
     }
-    parts.day = c.digits(1, 2).ok_or_else(shape)?.0;
+    let day = c.digits(1, 2).ok_or_else(shape)?.0;
     if !c.eat(b'/') {
         return Err(shape());
     }
-    parts.year = c.digits(4, 4).ok_or_else(shape)?.0;
+    let year = c.digits(4, 4).ok_or_else(shape)?.0;
+    let mut parts = Parts {
+        year,
+        month,
+        day,
+        ..Parts::default()
+    };
     let mut precision = Precision::Day;
     if c.eat(b' ') || c.eat(b'T') {
         while c.eat(b' ') {}
@@ -635,7 +663,7 @@ mod tests {
         assert_eq!(t.to_utc(New_York).unwrap(), utc("2026-11-01T05:30:00Z")); // EDT
         let later = parse_source_time("2026-11-01T02:00:00").unwrap();
         assert_eq!(later.to_utc(Chicago).unwrap(), utc("2026-11-01T08:00:00Z")); // CST
-        // An explicit offset picks the second 01:30.
+                                                                                 // An explicit offset picks the second 01:30.
         let second = parse_source_time("202611010130-0600").unwrap();
         assert_eq!(second.to_utc(Chicago).unwrap(), utc("2026-11-01T07:30:00Z"));
     }
@@ -651,8 +679,14 @@ mod tests {
         assert_eq!(parse_date("2000-02-29").unwrap(), d(2000, 2, 29));
         assert!(matches!(parse_date("1957"), Err(TimeError::Invalid(_))));
         assert!(matches!(parse_date("19571302"), Err(TimeError::Invalid(_))));
-        assert!(matches!(parse_date("2001-02-29"), Err(TimeError::Invalid(_))));
-        assert!(matches!(parse_date("02/30/2001"), Err(TimeError::Invalid(_))));
+        assert!(matches!(
+            parse_date("2001-02-29"),
+            Err(TimeError::Invalid(_))
+        ));
+        assert!(matches!(
+            parse_date("02/30/2001"),
+            Err(TimeError::Invalid(_))
+        ));
         assert!(parse_date("").is_err());
         assert!(parse_date("yesterday").is_err());
     }

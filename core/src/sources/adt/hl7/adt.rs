@@ -5,21 +5,34 @@ use std::collections::BTreeMap;
 use super::error::Hl7Error;
 use super::header::clean;
 use super::message::Hl7Message;
-use super::segment::Segment;
+use super::segment::Field;
 use crate::sources::adt::AdtEvent;
+
+/// The fields of the first segment named `name` (empty when there is none), split once so the many
+/// look-ups below each cost only their own field.
+fn fields_of<'a>(msg: &Hl7Message<'a>, name: &str) -> Vec<Field<'a>> {
+    let mut out = Vec::new();
+    if let Some(seg) = msg.segment(name) {
+        // One allocation: PV1 alone has ~50 fields, and growing the vector step by step costs more than
+        // splitting the segment.
+        out.reserve(64);
+        out.extend(seg.fields());
+    }
+    out
+}
 
 /// Field `f`, component `c`, first sub-component, of the first repetition; trimmed, `None` when empty.
 /// Taking sub-component 1 keeps v2.7+ senders (which put `&`-qualified HD/FN types in PV1-3.1, PID-5.1)
 /// in line with older ones.
-fn value(seg: Option<&Segment<'_>>, f: usize, c: usize) -> Option<String> {
-    clean(seg?.get(f, 1, c, 1))
+fn value(fields: &[Field<'_>], f: usize, c: usize) -> Option<String> {
+    clean(fields.get(f.checked_sub(1)?)?.get(1, c, 1))
 }
 
 /// The MRN from PID-3: the first repetition whose identifier type (component 5) is `MR`, else the first
 /// repetition's id.
-fn mrn(pid: Option<&Segment<'_>>) -> Option<String> {
-    let pid = pid?;
-    let typed_mr = pid.repetitions(3).find_map(|r| {
+fn mrn(pid: &[Field<'_>]) -> Option<String> {
+    let pid3 = pid.get(2)?;
+    let typed_mr = pid3.repetitions().find_map(|r| {
         let is_mr = r
             .component(5)
             .is_some_and(|t| t.trim().eq_ignore_ascii_case("MR"));
@@ -29,7 +42,7 @@ fn mrn(pid: Option<&Segment<'_>>) -> Option<String> {
             None
         }
     });
-    typed_mr.or_else(|| clean(pid.repetition(3, 1)?.component(1)))
+    typed_mr.or_else(|| clean(pid3.repetition(1)?.component(1)))
 }
 
 /// Extra patient attributes from every `ZPF` segment: field 1 repetitions `name=value`. Entries without
@@ -59,38 +72,36 @@ fn attributes(msg: &Hl7Message<'_>) -> BTreeMap<String, String> {
 /// and `event_time` to EVN-2, then MSH-7.
 pub fn to_adt_event(msg: &Hl7Message<'_>) -> Result<AdtEvent, Hl7Error> {
     let header = msg.header()?;
-    let msh = msg.segment("MSH");
-    let evn = msg.segment("EVN");
-    let pid = msg.segment("PID");
-    let pv1 = msg.segment("PV1");
-    let message_time = value(msh, 7, 1);
-    let recorded_time = value(evn, 2, 1).or_else(|| message_time.clone());
-    let event_time = value(evn, 6, 1).or_else(|| recorded_time.clone());
+    let evn = fields_of(msg, "EVN");
+    let pid = fields_of(msg, "PID");
+    let pv1 = fields_of(msg, "PV1");
+    let recorded_time = value(&evn, 2, 1).or(header.message_datetime);
+    let event_time = value(&evn, 6, 1).or_else(|| recorded_time.clone());
     Ok(AdtEvent {
         message_id: header.control_id,
         event_type: header.trigger_event,
-        facility: header.sending_facility.or_else(|| value(pv1, 3, 4)),
+        facility: header.sending_facility.or_else(|| value(&pv1, 3, 4)),
         recorded_time,
         event_time,
-        mrn: mrn(pid),
-        family_name: value(pid, 5, 1),
-        given_name: value(pid, 5, 2),
-        birth_date: value(pid, 7, 1),
-        sex: value(pid, 8, 1),
-        street: value(pid, 11, 1),
-        city: value(pid, 11, 3),
-        state: value(pid, 11, 4),
-        zip: value(pid, 11, 5),
-        patient_class: value(pv1, 2, 1),
-        department: value(pv1, 3, 1),
-        room: value(pv1, 3, 2),
-        bed: value(pv1, 3, 3),
-        prior_department: value(pv1, 6, 1),
-        prior_room: value(pv1, 6, 2),
-        prior_bed: value(pv1, 6, 3),
-        visit_number: value(pv1, 19, 1),
-        admit_time: value(pv1, 44, 1),
-        discharge_time: value(pv1, 45, 1),
+        mrn: mrn(&pid),
+        family_name: value(&pid, 5, 1),
+        given_name: value(&pid, 5, 2),
+        birth_date: value(&pid, 7, 1),
+        sex: value(&pid, 8, 1),
+        street: value(&pid, 11, 1),
+        city: value(&pid, 11, 3),
+        state: value(&pid, 11, 4),
+        zip: value(&pid, 11, 5),
+        patient_class: value(&pv1, 2, 1),
+        department: value(&pv1, 3, 1),
+        room: value(&pv1, 3, 2),
+        bed: value(&pv1, 3, 3),
+        prior_department: value(&pv1, 6, 1),
+        prior_room: value(&pv1, 6, 2),
+        prior_bed: value(&pv1, 6, 3),
+        visit_number: value(&pv1, 19, 1),
+        admit_time: value(&pv1, 44, 1),
+        discharge_time: value(&pv1, 45, 1),
         attributes: attributes(msg),
     })
 }

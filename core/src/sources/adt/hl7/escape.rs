@@ -77,7 +77,7 @@ fn decode_sequence(seq: &str, seps: &Separators, out: &mut String) -> bool {
 
 /// Decodes `\Xhh..\` digits; false (left as-is) when they are not an even number of hex digits.
 fn decode_hex(hex: &str, out: &mut String) -> bool {
-    if hex.is_empty() || hex.len() % 2 != 0 {
+    if hex.is_empty() || hex.len() % 2 == 1 {
         return false;
     }
     let mut bytes = Vec::with_capacity(hex.len() / 2);

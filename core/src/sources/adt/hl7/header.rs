@@ -39,8 +39,12 @@ impl Hl7Message<'_> {
     /// The message header, or the reason it is unusable: [`Hl7Error::MissingControlId`] when MSH-10 is
     /// empty, [`Hl7Error::MissingMessageType`] when MSH-9.1 is.
     pub fn header(&self) -> Result<MessageHeader, Hl7Error> {
-        let msh = &self.all_segments()[0];
-        let get = |f, c| clean(msh.get(f, 1, c, 0));
+        // Split MSH once: ten look-ups below would otherwise each re-walk it.
+        let mut msh = [None; 13];
+        for (slot, f) in msh.iter_mut().zip(self.all_segments()[0].fields()) {
+            *slot = Some(f);
+        }
+        let get = |f: usize, c| clean(msh[f - 1]?.get(1, c, 0));
         let control_id = get(10, 0).ok_or(Hl7Error::MissingControlId)?;
         let message_code = get(9, 1).ok_or(Hl7Error::MissingMessageType)?;
         let trigger_event = get(9, 2).or_else(|| clean(self.field("EVN", 1, 1, 1, 0)));

@@ -13,6 +13,32 @@ pub(crate) fn is_segment_break(c: char) -> bool {
     matches!(c, '\r' | '\n' | '\u{0b}' | '\u{1c}')
 }
 
+/// Byte offset of the first segment break in `s` (all break characters are single ASCII bytes, so a
+/// byte scan is exact and much faster than decoding chars).
+pub(crate) fn find_break(s: &str) -> Option<usize> {
+    s.as_bytes()
+        .iter()
+        .position(|&b| matches!(b, b'\r' | b'\n' | 0x0b | 0x1c))
+}
+
+/// `s` split at every segment break (like `str::split`, empty pieces included).
+fn split_breaks(s: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match find_break(r) {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                Some(&r[..i])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
+}
+
 /// Leading noise on a line: whitespace, a byte-order mark, MLLP start bytes.
 pub(crate) fn is_line_noise(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\u{0c}' | '\u{feff}' | '\u{0b}' | '\u{1c}')
@@ -57,10 +83,9 @@ impl<'a> Hl7Message<'a> {
         if !body.starts_with("MSH") {
             return Err(Hl7Error::NotHl7);
         }
-        let msh_end = body.find(is_segment_break).unwrap_or(body.len());
+        let msh_end = find_break(body).unwrap_or(body.len());
         let seps = Separators::from_msh(&body[..msh_end])?;
-        let segments = body
-            .split(is_segment_break)
+        let segments = split_breaks(body)
             .map(|line| line.trim_start_matches(is_line_noise))
             .filter(|line| !line.trim().is_empty())
             .map(|line| Segment::new(line, seps))
@@ -79,14 +104,19 @@ impl<'a> Hl7Message<'a> {
         for (i, seg) in self.segments.iter().enumerate() {
             let index = i + 1;
             let b = seg.raw().as_bytes();
-            let id_ok = b.len() >= 3 && b[..3].iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+            let id_ok = b.len() >= 3
+                && b[..3]
+                    .iter()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
             let sep_ok = b.len() == 3 || b.get(3) == Some(&self.seps.field);
             if index == last && b.len() <= 3 {
-                let reason = format!("the last segment ({index}) ends inside or right after its segment id");
+                let reason =
+                    format!("the last segment ({index}) ends inside or right after its segment id");
                 return Err(Hl7Error::Truncated { reason });
             }
             if !id_ok || !sep_ok {
-                let reason = "does not start with a 3-character segment id and the field separator".into();
+                let reason =
+                    "does not start with a 3-character segment id and the field separator".into();
                 return Err(Hl7Error::BadSegment { index, reason });
             }
             if index > 1 && seg.name() == "MSH" {
@@ -140,14 +170,22 @@ impl<'a> Hl7Message<'a> {
     /// Like [`Hl7Message::get`] but raw: escape sequences are left as they are.
     pub fn get_raw(&self, path: &str) -> Option<&'a str> {
         let p: Hl7Path = path.parse().ok()?;
-        self.path_segment(&p)?
-            .get_raw(p.field, p.repetition, p.component.unwrap_or(0), p.subcomponent.unwrap_or(0))
+        self.path_segment(&p)?.get_raw(
+            p.field,
+            p.repetition,
+            p.component.unwrap_or(0),
+            p.subcomponent.unwrap_or(0),
+        )
     }
 
     /// The value at a pre-parsed path (saves re-parsing the path in hot loops).
     pub fn get_path(&self, p: &Hl7Path) -> Option<Cow<'a, str>> {
-        self.path_segment(p)?
-            .get(p.field, p.repetition, p.component.unwrap_or(0), p.subcomponent.unwrap_or(0))
+        self.path_segment(p)?.get(
+            p.field,
+            p.repetition,
+            p.component.unwrap_or(0),
+            p.subcomponent.unwrap_or(0),
+        )
     }
 
     fn path_segment(&self, p: &Hl7Path) -> Option<&Segment<'a>> {
@@ -158,7 +196,14 @@ impl<'a> Hl7Message<'a> {
     /// The value at field `field`, repetition `rep`, component `comp`, sub-component `sub` of the first
     /// `seg` segment, all 1-based (HL7 numbering, so `field("MSH", 9, 1, 2, 0)` is the trigger event);
     /// `comp`/`sub` of 0 select the whole repetition/component. Escapes decoded; `None` when empty.
-    pub fn field(&self, seg: &str, field: usize, rep: usize, comp: usize, sub: usize) -> Option<Cow<'a, str>> {
+    pub fn field(
+        &self,
+        seg: &str,
+        field: usize,
+        rep: usize,
+        comp: usize,
+        sub: usize,
+    ) -> Option<Cow<'a, str>> {
         self.segment(seg)?.get(field, rep, comp, sub)
     }
 }
@@ -167,7 +212,8 @@ impl<'a> Hl7Message<'a> {
 mod tests {
     use super::*;
 
-    const ADT: &str = "MSH|^~\\&|EPIC|MHA01|PF|PF|20260114083000-0600||ADT^A02^ADT_A02|CTRL-1|P|2.5\r\
+    const ADT: &str =
+        "MSH|^~\\&|EPIC|MHA01|PF|PF|20260114083000-0600||ADT^A02^ADT_A02|CTRL-1|P|2.5\r\
 EVN|A02|20260114083105|||OP1|20260114083000\r\
 PID|1||111^^^SSA^SS~MRN7^^^MHA^MR||Doe^Jane^Q||19570302|F|||12 Elm St^^Dayton^OH^45402\r\
 PV1|1|I|ICU^ICU-04^A^MHA01||||||||||||||||V91\r\
@@ -192,7 +238,10 @@ ZPF|preferred_language=es~insurance_type=Medicaid";
         assert_eq!(m.get("MSH-1").as_deref(), Some("|"));
         assert_eq!(m.get("MSH-2").as_deref(), Some("^~\\&"));
         assert_eq!(m.field("MSH", 4, 1, 1, 0).as_deref(), Some("MHA01"));
-        assert_eq!(m.field("ZPF", 1, 2, 0, 0).as_deref(), Some("insurance_type=Medicaid"));
+        assert_eq!(
+            m.field("ZPF", 1, 2, 0, 0).as_deref(),
+            Some("insurance_type=Medicaid")
+        );
         assert_eq!(m.get("ZZZ-1"), None);
         assert_eq!(m.get("bogus"), None);
         assert_eq!(m.get("PV1-99"), None);
@@ -205,7 +254,10 @@ ZPF|preferred_language=es~insurance_type=Medicaid";
         for text in [crlf.as_str(), lf.as_str()] {
             let m = Hl7Message::parse(text).unwrap();
             assert_eq!(m.all_segments().len(), 7);
-            assert_eq!(m.get("ZPF-1[2]").as_deref(), Some("insurance_type=Medicaid"));
+            assert_eq!(
+                m.get("ZPF-1[2]").as_deref(),
+                Some("insurance_type=Medicaid")
+            );
         }
     }
 
@@ -218,19 +270,29 @@ ZPF|preferred_language=es~insurance_type=Medicaid";
             Hl7Error::Truncated { .. }
         ));
         let cut = format!("{}\rPV", &ADT[..ADT.find("\rPV1").unwrap()]);
-        assert!(matches!(Hl7Message::parse(&cut).unwrap_err(), Hl7Error::Truncated { .. }));
+        assert!(matches!(
+            Hl7Message::parse(&cut).unwrap_err(),
+            Hl7Error::Truncated { .. }
+        ));
         let bare = format!("{}\rPV1", &ADT[..ADT.find("\rPV1").unwrap()]);
-        assert!(matches!(Hl7Message::parse(&bare).unwrap_err(), Hl7Error::Truncated { .. }));
+        assert!(matches!(
+            Hl7Message::parse(&bare).unwrap_err(),
+            Hl7Error::Truncated { .. }
+        ));
         let bad = ADT.replace("\rOBX|2", "\rfree text|2");
         assert_eq!(
             Hl7Message::parse(&bad).unwrap_err(),
             Hl7Error::BadSegment {
                 index: 6,
-                reason: "does not start with a 3-character segment id and the field separator".into()
+                reason: "does not start with a 3-character segment id and the field separator"
+                    .into()
             }
         );
         let two = format!("{ADT}\r{ADT}");
-        assert_eq!(Hl7Message::parse(&two).unwrap_err(), Hl7Error::MultipleMessages { index: 8 });
+        assert_eq!(
+            Hl7Message::parse(&two).unwrap_err(),
+            Hl7Error::MultipleMessages { index: 8 }
+        );
         // The lenient parse still reads what is there.
         let m = Hl7Message::parse_lenient(&bad).unwrap();
         assert_eq!(m.get("MSH-4").as_deref(), Some("MHA01"));
@@ -239,9 +301,15 @@ ZPF|preferred_language=es~insurance_type=Medicaid";
     #[test]
     fn header_errors() {
         let no_id = ADT.replace("|CTRL-1|", "||");
-        assert_eq!(Hl7Message::parse(&no_id).unwrap_err(), Hl7Error::MissingControlId);
+        assert_eq!(
+            Hl7Message::parse(&no_id).unwrap_err(),
+            Hl7Error::MissingControlId
+        );
         let no_type = ADT.replace("|ADT^A02^ADT_A02|", "||");
-        assert_eq!(Hl7Message::parse(&no_type).unwrap_err(), Hl7Error::MissingMessageType);
+        assert_eq!(
+            Hl7Message::parse(&no_type).unwrap_err(),
+            Hl7Error::MissingMessageType
+        );
         let m = Hl7Message::parse_lenient(&no_id).unwrap();
         assert_eq!(m.header().unwrap_err(), Hl7Error::MissingControlId);
         for e in [Hl7Error::MissingControlId, Hl7Error::NotHl7] {
@@ -251,7 +319,8 @@ ZPF|preferred_language=es~insurance_type=Medicaid";
 
     #[test]
     fn non_default_separators() {
-        let text = "MSH#$*@!#APP#FAC@F@X###20260101##ADT$A03#ID9#P#2.5\rPID#1##M1$$$H$MR*M2##Doe$Jo@S@e";
+        let text =
+            "MSH#$*@!#APP#FAC@F@X###20260101##ADT$A03#ID9#P#2.5\rPID#1##M1$$$H$MR*M2##Doe$Jo@S@e";
         let m = Hl7Message::parse(text).unwrap();
         assert_eq!(m.get("MSH-1").as_deref(), Some("#"));
         assert_eq!(m.get("MSH-4").as_deref(), Some("FAC#X"));

@@ -27,6 +27,6 @@ pub use escape::unescape;
 pub use header::MessageHeader;
 pub use message::Hl7Message;
 pub use path::{Hl7Path, PathError};
-pub use segment::{Repetition, Segment};
+pub use segment::{Field, Repetition, Segment};
 pub use separators::Separators;
 pub use split::{split_stream, Chunk, ChunkKind, JunkReason};

@@ -44,7 +44,11 @@ impl FromStr for Hl7Path {
             reason,
         };
         let b = path.as_bytes();
-        if b.len() < 5 || !b[..3].iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) {
+        if b.len() < 5
+            || !b[..3]
+                .iter()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        {
             return Err(err("expected a 3-character segment id such as PID"));
         }
         let mut cur = Cursor { b, pos: 3 };
@@ -55,12 +59,18 @@ impl FromStr for Hl7Path {
         let field = cur.number().ok_or_else(|| err("expected a field number"))?;
         let repetition = cur.bracket().map_err(err)?.unwrap_or(1);
         let component = if cur.eat(b'.') {
-            Some(cur.number().ok_or_else(|| err("expected a component number"))?)
+            Some(
+                cur.number()
+                    .ok_or_else(|| err("expected a component number"))?,
+            )
         } else {
             None
         };
         let subcomponent = if component.is_some() && cur.eat(b'.') {
-            Some(cur.number().ok_or_else(|| err("expected a sub-component number"))?)
+            Some(
+                cur.number()
+                    .ok_or_else(|| err("expected a sub-component number"))?,
+            )
         } else {
             None
         };
@@ -154,8 +164,20 @@ mod tests {
     #[test]
     fn rejects_bad_paths() {
         for bad in [
-            "", "PV", "pv1-3", "PV1", "PV1-", "PV1-x", "PV1-3.", "PV1-0", "PV1-3[0]", "PV1-3[2",
-            "PV1-3.1.2.3", "PV1-3 ", "PÄ1-3", "PV1-99999999",
+            "",
+            "PV",
+            "pv1-3",
+            "PV1",
+            "PV1-",
+            "PV1-x",
+            "PV1-3.",
+            "PV1-0",
+            "PV1-3[0]",
+            "PV1-3[2",
+            "PV1-3.1.2.3",
+            "PV1-3 ",
+            "PÄ1-3",
+            "PV1-99999999",
         ] {
             assert!(bad.parse::<Hl7Path>().is_err(), "{bad:?}");
         }

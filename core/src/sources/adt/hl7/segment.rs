@@ -16,10 +16,45 @@ pub struct Segment<'a> {
 }
 
 /// Splits `s` on byte `sep` and returns the `n`th piece (0-based); `None` past the end.
+///
+/// A plain byte loop: HL7 pieces are short, so this beats repeated `memchr` calls. `sep` is ASCII, so the
+/// cut points are always char boundaries.
 #[inline]
 fn nth_piece(s: &str, sep: u8, n: usize) -> Option<&str> {
-    // `sep` is ASCII, so splitting on it as a char never cuts a multi-byte character.
-    s.split(sep as char).nth(n)
+    let b = s.as_bytes();
+    let mut start = 0;
+    let mut seen = 0;
+    if n > 0 {
+        let pos = b.iter().position(|&c| {
+            seen += usize::from(c == sep);
+            seen == n
+        })?;
+        start = pos + 1;
+    }
+    let end = b[start..]
+        .iter()
+        .position(|&c| c == sep)
+        .map_or(b.len(), |p| start + p);
+    s.get(start..end)
+}
+
+/// `s` split at every `sep` byte (like `str::split`, empty pieces included) with a plain byte loop,
+/// which beats `memchr`-based splitting on HL7's many short pieces.
+pub(crate) fn split_byte(s: &str, sep: u8) -> impl Iterator<Item = &str> {
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match r.as_bytes().iter().position(|&c| c == sep) {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                Some(&r[..i])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
 }
 
 /// `Some` when non-empty.
@@ -78,56 +113,104 @@ impl<'a> Segment<'a> {
         }
     }
 
-    /// MSH-1 and MSH-2 hold the delimiters themselves: they are never split or unescaped.
-    fn is_delimiter_field(&self, n: usize) -> bool {
-        n <= 2 && self.is_msh()
+    /// Field `n` (HL7 numbering); `None` past the end of the segment.
+    pub fn field(&self, n: usize) -> Option<Field<'a>> {
+        let raw = self.field_raw(n)?;
+        // MSH-1 and MSH-2 hold the delimiters themselves: they are never split or unescaped.
+        let whole = n <= 2 && self.is_msh();
+        Some(Field {
+            raw,
+            seps: self.seps,
+            whole,
+        })
+    }
+
+    /// All fields in order, field 1 first (one pass over the segment: cheaper than many
+    /// [`Segment::field`] calls when most fields are wanted).
+    pub fn fields(&self) -> impl Iterator<Item = Field<'a>> + 'a {
+        let seps = self.seps;
+        let msh = self.is_msh();
+        let mut pieces = split_byte(self.raw, seps.field).skip(1);
+        let mut n = 0;
+        std::iter::from_fn(move || {
+            n += 1;
+            let raw = if msh && n == 1 {
+                seps.field_str()
+            } else {
+                pieces.next()?
+            };
+            Some(Field {
+                raw,
+                seps,
+                whole: msh && n <= 2,
+            })
+        })
     }
 
     /// The repetitions of field `n` (none when the field is absent or empty).
     pub fn repetitions(&self, n: usize) -> impl Iterator<Item = Repetition<'a>> + 'a {
-        let seps = self.seps;
-        let raw = self.field_raw(n).filter(|f| !f.is_empty());
-        let whole = self.is_delimiter_field(n);
-        let rep = if whole { None } else { seps.repetition };
-        raw.into_iter()
-            .flat_map(move |f| match rep {
-                Some(r) => SplitEither::Split(f.split(r as char)),
-                None => SplitEither::One(Some(f)),
-            })
-            .map(move |raw| Repetition { raw, seps, whole })
+        self.field(n).into_iter().flat_map(|f| f.repetitions())
     }
 
     /// Repetition `rep` (1-based) of field `n`.
     pub fn repetition(&self, n: usize, rep: usize) -> Option<Repetition<'a>> {
-        self.repetitions(n).nth(rep.checked_sub(1)?)
+        self.field(n)?.repetition(rep)
     }
 
     /// The raw (still escaped) text at field `n`, repetition `rep`, component `comp`, sub-component `sub`;
     /// `comp`/`sub` of 0 select the whole repetition/component. `None` when absent or empty.
     pub fn get_raw(&self, n: usize, rep: usize, comp: usize, sub: usize) -> Option<&'a str> {
-        self.repetition(n, rep)?.part_raw(comp, sub)
+        self.field(n)?.get_raw(rep, comp, sub)
     }
 
     /// Like [`Segment::get_raw`], with escape sequences decoded.
     pub fn get(&self, n: usize, rep: usize, comp: usize, sub: usize) -> Option<Cow<'a, str>> {
-        self.repetition(n, rep)?.part(comp, sub)
+        self.field(n)?.get(rep, comp, sub)
     }
 }
 
-/// Either a split iterator or a single item, so [`Segment::repetitions`] has one concrete type.
-enum SplitEither<'a> {
-    Split(std::str::Split<'a, char>),
-    One(Option<&'a str>),
+/// One field of a segment, all its repetitions included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Field<'a> {
+    raw: &'a str,
+    seps: Separators,
+    /// MSH-1/MSH-2: returned whole, never split or unescaped.
+    whole: bool,
 }
 
-impl<'a> Iterator for SplitEither<'a> {
-    type Item = &'a str;
+impl<'a> Field<'a> {
+    /// The field's raw text (all repetitions, escapes kept); may be empty.
+    pub fn raw(&self) -> &'a str {
+        self.raw
+    }
 
-    fn next(&mut self) -> Option<&'a str> {
-        match self {
-            SplitEither::Split(s) => s.next(),
-            SplitEither::One(o) => o.take(),
-        }
+    /// The repetitions (none when the field is empty).
+    pub fn repetitions(&self) -> impl Iterator<Item = Repetition<'a>> + 'a {
+        let Field { raw, seps, whole } = *self;
+        // No repetition separator (or MSH-1/2): one repetition, split on a byte that never occurs.
+        let sep = match (whole, seps.repetition) {
+            (false, Some(r)) => r,
+            _ => b'\r',
+        };
+        non_empty(raw)
+            .into_iter()
+            .flat_map(move |r| split_byte(r, sep))
+            .map(move |raw| Repetition { raw, seps, whole })
+    }
+
+    /// Repetition `rep` (1-based).
+    pub fn repetition(&self, rep: usize) -> Option<Repetition<'a>> {
+        self.repetitions().nth(rep.checked_sub(1)?)
+    }
+
+    /// Raw text at repetition `rep`, component `comp`, sub-component `sub` (0 = the whole level).
+    pub fn get_raw(&self, rep: usize, comp: usize, sub: usize) -> Option<&'a str> {
+        self.repetition(rep)?.part_raw(comp, sub)
+    }
+
+    /// Like [`Field::get_raw`], with escape sequences decoded.
+    pub fn get(&self, rep: usize, comp: usize, sub: usize) -> Option<Cow<'a, str>> {
+        self.repetition(rep)?.part(comp, sub)
     }
 }
 
@@ -169,7 +252,9 @@ impl<'a> Repetition<'a> {
     /// Raw text of a component / sub-component; 0 selects the whole level.
     pub fn part_raw(&self, comp: usize, sub: usize) -> Option<&'a str> {
         if self.whole {
-            return (comp <= 1 && sub <= 1).then_some(self.raw).and_then(non_empty);
+            return (comp <= 1 && sub <= 1)
+                .then_some(self.raw)
+                .and_then(non_empty);
         }
         let c = match comp {
             0 => return non_empty(self.raw),
@@ -221,6 +306,31 @@ mod tests {
         assert_eq!(msh.get(2, 1, 0, 0).as_deref(), Some("^~\\&"));
         assert_eq!(msh.get(2, 1, 2, 0), None);
         assert_eq!(msh.repetitions(2).count(), 1);
+    }
+
+    #[test]
+    fn fields_iterator_matches_field() {
+        for raw in ["MSH|^~\\&|A||B", "PID|1||X~Y^Z|", "PV1", "ZPF|"] {
+            let s = seg(raw);
+            let all: Vec<_> = s.fields().collect();
+            assert_eq!(all.len(), s.field_count(), "{raw}");
+            for (i, f) in all.iter().enumerate() {
+                assert_eq!(Some(*f), s.field(i + 1), "{raw} field {}", i + 1);
+            }
+            assert_eq!(s.field(all.len() + 1), None);
+        }
+        assert_eq!(seg("PID|1|2").fields().nth(1).unwrap().raw(), "2");
+    }
+
+    #[test]
+    fn nth_piece_edges() {
+        assert_eq!(nth_piece("", b'|', 0), Some(""));
+        assert_eq!(nth_piece("", b'|', 1), None);
+        assert_eq!(nth_piece("a|b||", b'|', 0), Some("a"));
+        assert_eq!(nth_piece("a|b||", b'|', 1), Some("b"));
+        assert_eq!(nth_piece("a|b||", b'|', 3), Some(""));
+        assert_eq!(nth_piece("a|b||", b'|', 4), None);
+        assert_eq!(nth_piece("é|ü", b'|', 1), Some("ü"));
     }
 
     #[test]

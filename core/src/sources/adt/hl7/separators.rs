@@ -61,17 +61,19 @@ impl Separators {
             });
         }
         let rest = &bytes[4..];
-        let mut enc: Vec<u8> = rest.iter().copied().take_while(|&b| b != field).collect();
+        let mut enc: &[u8] = &rest[..rest.iter().position(|&b| b == field).unwrap_or(rest.len())];
         if enc.is_empty() {
             return Err(Hl7Error::BadSeparators {
                 reason: "MSH-2 encoding characters are missing".into(),
             });
         }
+        let doubled_escape: [u8; 4];
         if enc.len() == 5 && enc[2] == enc[3] {
-            enc.remove(3);
+            doubled_escape = [enc[0], enc[1], enc[2], enc[4]];
+            enc = &doubled_escape;
         } else if enc.len() == 5 {
             // v2.7 truncation character: declared, but it only matters to senders.
-            enc.pop();
+            enc = &enc[..4];
         }
         if enc.len() > 4 {
             return Err(Hl7Error::BadSeparators {
@@ -86,14 +88,12 @@ impl Separators {
                 ),
             });
         }
-        let mut all = vec![field];
-        for &b in &enc {
-            if all.contains(&b) {
+        for (i, &b) in enc.iter().enumerate() {
+            if b == field || enc[..i].contains(&b) {
                 return Err(Hl7Error::BadSeparators {
                     reason: "MSH-1/MSH-2 declare the same delimiter twice".into(),
                 });
             }
-            all.push(b);
         }
         Ok(Separators {
             field,

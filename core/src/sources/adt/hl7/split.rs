@@ -1,6 +1,6 @@
 //! Splitting one file or Event Hub event into HL7 messages.
 
-use super::message::{is_line_noise, is_segment_break};
+use super::message::{find_break, is_line_noise};
 
 /// One piece of an input: a message, or content that belongs to no message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,7 +108,7 @@ fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
     std::iter::from_fn(move || {
         while pos < text.len() {
             let rest = &text[pos..];
-            let len = rest.find(is_segment_break).unwrap_or(rest.len());
+            let len = find_break(rest).unwrap_or(rest.len());
             let line = &rest[..len];
             let start = pos;
             // Break characters are single bytes, so `+ 1` stays on a char boundary.
@@ -248,7 +248,7 @@ mod tests {
         let chunks = split_stream(&text);
         assert_eq!(messages(&chunks), [M1, M2]);
         assert_eq!(chunks[0].offset, 4); // BOM (3 bytes) + 0x0B
-        // MLLP bytes glued to a segment are boundaries too.
+                                         // MLLP bytes glued to a segment are boundaries too.
         let glued = format!("{M1}\u{1c}\u{0b}{M2}");
         assert_eq!(messages(&split_stream(&glued)), [M1, M2]);
     }

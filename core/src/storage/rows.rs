@@ -1,10 +1,13 @@
-//! A column-oriented row builder for Bronze tables whose columns are not all known in advance
-//! (EHR extracts gain columns over time). Columns are strings unless declared otherwise.
+//! A column-oriented row builder for tables whose columns are not all known in advance (EHR extracts
+//! and patient attributes gain columns over time). Each column takes the type of its first value.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use deltalake::arrow::array::{ArrayRef, BooleanArray, Int64Array, StringArray, TimestampMicrosecondArray};
+use deltalake::arrow::array::{
+    ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, StringArray,
+    TimestampMicrosecondArray,
+};
 use deltalake::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use deltalake::arrow::record_batch::RecordBatch;
 
@@ -21,6 +24,29 @@ pub enum Cell {
     Ts(Option<i64>),
     /// Boolean flag.
     Bool(Option<bool>),
+    /// Calendar date (days since 1970-01-01).
+    Date(Option<i32>),
+    /// 64-bit float.
+    F64(Option<f64>),
+}
+
+impl Cell {
+    /// A text cell from anything string-like.
+    pub fn str(v: Option<impl Into<String>>) -> Cell {
+        Cell::Str(v.map(Into::into))
+    }
+
+    /// A timestamp cell from a UTC time.
+    pub fn ts(v: Option<chrono::DateTime<chrono::Utc>>) -> Cell {
+        Cell::Ts(v.map(|t| t.timestamp_micros()))
+    }
+
+    /// A date cell.
+    pub fn date(v: Option<chrono::NaiveDate>) -> Cell {
+        Cell::Date(v.map(|d| {
+            (d - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()).num_days() as i32
+        }))
+    }
 }
 
 #[derive(Debug)]
@@ -29,6 +55,8 @@ enum Column {
     Int(Vec<Option<i64>>),
     Ts(Vec<Option<i64>>),
     Bool(Vec<Option<bool>>),
+    Date(Vec<Option<i32>>),
+    F64(Vec<Option<f64>>),
 }
 
 impl Column {
@@ -38,6 +66,8 @@ impl Column {
             Cell::Int(_) => Column::Int(vec![None; len]),
             Cell::Ts(_) => Column::Ts(vec![None; len]),
             Cell::Bool(_) => Column::Bool(vec![None; len]),
+            Cell::Date(_) => Column::Date(vec![None; len]),
+            Cell::F64(_) => Column::F64(vec![None; len]),
         }
     }
 
@@ -47,14 +77,21 @@ impl Column {
             (Column::Int(v), Some(Cell::Int(x))) => v.push(x),
             (Column::Ts(v), Some(Cell::Ts(x))) => v.push(x),
             (Column::Bool(v), Some(Cell::Bool(x))) => v.push(x),
+            (Column::Date(v), Some(Cell::Date(x))) => v.push(x),
+            (Column::F64(v), Some(Cell::F64(x))) => v.push(x),
+            (Column::F64(v), Some(Cell::Int(x))) => v.push(x.map(|i| i as f64)),
             // A mismatched type is stored as text rather than lost.
             (Column::Str(v), Some(Cell::Int(x))) => v.push(x.map(|i| i.to_string())),
             (Column::Str(v), Some(Cell::Ts(x))) => v.push(x.map(|i| i.to_string())),
             (Column::Str(v), Some(Cell::Bool(x))) => v.push(x.map(|b| b.to_string())),
+            (Column::Str(v), Some(Cell::F64(x))) => v.push(x.map(|f| f.to_string())),
+            (Column::Str(v), Some(Cell::Date(x))) => v.push(x.map(|d| d.to_string())),
             (Column::Str(v), None) => v.push(None),
             (Column::Int(v), _) => v.push(None),
             (Column::Ts(v), _) => v.push(None),
             (Column::Bool(v), _) => v.push(None),
+            (Column::Date(v), _) => v.push(None),
+            (Column::F64(v), _) => v.push(None),
         }
     }
 }
@@ -122,6 +159,14 @@ impl RowsBuilder {
                     fields.push(Field::new(name, DataType::Int64, true));
                     arrays.push(Arc::new(Int64Array::from(v)));
                 }
+                Column::Date(v) => {
+                    fields.push(Field::new(name, DataType::Date32, true));
+                    arrays.push(Arc::new(Date32Array::from(v)));
+                }
+                Column::F64(v) => {
+                    fields.push(Field::new(name, DataType::Float64, true));
+                    arrays.push(Arc::new(Float64Array::from(v)));
+                }
                 Column::Bool(v) => {
                     fields.push(Field::new(name, DataType::Boolean, true));
                     arrays.push(Arc::new(BooleanArray::from(v)));
@@ -132,7 +177,9 @@ impl RowsBuilder {
                         DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
                         true,
                     ));
-                    arrays.push(Arc::new(TimestampMicrosecondArray::from(v).with_timezone("UTC")));
+                    arrays.push(Arc::new(
+                        TimestampMicrosecondArray::from(v).with_timezone("UTC"),
+                    ));
                 }
             }
         }
@@ -148,8 +195,14 @@ mod tests {
     #[test]
     fn late_columns_are_null_in_earlier_rows() {
         let mut b = RowsBuilder::new();
-        b.push_row([("a", Cell::Str(Some("1".into()))), ("n", Cell::Int(Some(1)))]);
-        b.push_row([("a", Cell::Str(Some("2".into()))), ("b", Cell::Str(Some("x".into())))]);
+        b.push_row([
+            ("a", Cell::Str(Some("1".into()))),
+            ("n", Cell::Int(Some(1))),
+        ]);
+        b.push_row([
+            ("a", Cell::Str(Some("2".into()))),
+            ("b", Cell::Str(Some("x".into()))),
+        ]);
         let batch = b.finish().unwrap();
         assert_eq!(batch.num_rows(), 2);
         let b_col = batch.column_by_name("b").unwrap();

@@ -1,0 +1,555 @@
+//! Bronze ADT messages → typed Silver events, through the data-quality rules.
+//!
+//! A message is either applied (with the repairs and left-out attributes it needed), counted as not
+//! applicable (not a patient-flow event), or rejected to quarantine with its rule and reason. Nothing is
+//! invented: a value that fails its checks is left out, and the previous known value stands.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+
+use super::dq::checks::{check_birth_date, check_time, normalise_sex, TimeContext};
+use super::dq::rules;
+use super::dq::Finding;
+use crate::sources::adt::hl7::{to_adt_event, Hl7Message};
+use crate::sources::adt::json::parse_json_event_str;
+use crate::sources::adt::time::TimeFormat;
+use crate::sources::adt::AdtEvent;
+
+/// Trigger events that change encounters or patients; others are stored in Bronze but not applied.
+pub const APPLIED_EVENTS: [&str; 8] = ["A01", "A02", "A03", "A04", "A08", "A11", "A12", "A13"];
+
+/// What Silver needs to know of the network to check a message.
+#[derive(Debug, Clone, Default)]
+pub struct ReferenceData {
+    /// Hospital id → IANA time zone.
+    pub hospitals: HashMap<String, Tz>,
+    /// Hospital id → department codes ever defined for it.
+    pub departments: HashMap<String, HashSet<String>>,
+}
+
+/// One Bronze ADT row, as Silver reads it.
+#[derive(Debug, Clone)]
+pub struct BronzeAdtRow {
+    /// `<facility>|<message id>` or `sha256:<hash>`.
+    pub message_key: String,
+    /// `hl7v2`, `json`, `fhir`, `unknown`.
+    pub format: String,
+    /// `ok` or `unparseable`.
+    pub parse_status: String,
+    /// Bronze's reason when unparseable.
+    pub parse_error: Option<String>,
+    /// Same key, different content as an earlier message.
+    pub id_conflict: bool,
+    /// The message.
+    pub payload: String,
+    /// File or Event Hub name.
+    pub source_name: String,
+    /// Position in the file or event.
+    pub source_position: i64,
+    /// When Bronze received it.
+    pub ingested_at: DateTime<Utc>,
+}
+
+/// A typed, checked ADT event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TypedEvent {
+    /// Bronze message key (lineage and idempotency).
+    pub message_key: String,
+    /// Message id.
+    pub message_id: String,
+    /// Hospital id.
+    pub hospital_id: String,
+    /// Trigger event.
+    pub event_type: String,
+    /// When it happened, UTC.
+    pub event_time: DateTime<Utc>,
+    /// When it was recorded, UTC.
+    pub recorded_time: Option<DateTime<Utc>>,
+    /// `<hospital>|<mrn>`.
+    pub patient_key: String,
+    /// MRN.
+    pub mrn: String,
+    /// `<hospital>|<visit number>` when the message names a visit.
+    pub encounter_key: Option<String>,
+    /// Visit number.
+    pub visit_number: Option<String>,
+    /// Patient class (HL7 0004).
+    pub patient_class: Option<String>,
+    /// Department code.
+    pub department: Option<String>,
+    /// Room.
+    pub room: Option<String>,
+    /// Bed.
+    pub bed: Option<String>,
+    /// Department before a transfer.
+    pub prior_department: Option<String>,
+    /// PV1-44, checked.
+    pub admit_time: Option<DateTime<Utc>>,
+    /// PV1-45, checked.
+    pub discharge_time: Option<DateTime<Utc>>,
+    /// Demographics that passed their checks (family_name, given_name, birth_date, sex, street, city,
+    /// state, zip and any extra attributes).
+    pub demographics: BTreeMap<String, String>,
+    /// File or Event Hub name.
+    pub source_name: String,
+    /// Position within the source.
+    pub source_position: i64,
+    /// When Bronze received the message.
+    pub ingested_at: DateTime<Utc>,
+}
+
+/// The outcome for one Bronze row.
+#[derive(Debug, Clone)]
+pub enum Typed {
+    /// Applied; with the repairs and left-out attributes (findings of severity info/warn).
+    Event(Box<TypedEvent>, Vec<Finding>),
+    /// Not a patient-flow ADT event: counted, not applied.
+    NotApplied(Finding),
+    /// Rejected: goes to quarantine.
+    Rejected(Finding),
+}
+
+/// Types and checks one Bronze ADT row.
+pub fn type_row(row: &BronzeAdtRow, refdata: &ReferenceData) -> Typed {
+    if row.parse_status != "ok" {
+        let reason = row
+            .parse_error
+            .clone()
+            .unwrap_or_else(|| "unparseable message".into());
+        return Typed::Rejected(Finding::new(&rules::ADT_MALFORMED, None, reason, None));
+    }
+    if row.id_conflict {
+        return Typed::Rejected(Finding::new(
+            &rules::ADT_ID_CONFLICT,
+            Some("message_id"),
+            "message id already used by a message with different content",
+            None,
+        ));
+    }
+    let (event, standard) = match row.format.as_str() {
+        "hl7v2" => {
+            let parsed = Hl7Message::parse(&row.payload).and_then(|m| {
+                let missing = missing_segments(&m);
+                to_adt_event(&m).map(|e| (e, missing))
+            });
+            match parsed {
+                Ok((e, missing)) => {
+                    let applies = e
+                        .event_type
+                        .as_deref()
+                        .is_some_and(|t| APPLIED_EVENTS.contains(&t));
+                    if applies && !missing.is_empty() {
+                        return Typed::Rejected(Finding::new(
+                            &rules::ADT_MALFORMED,
+                            None,
+                            format!(
+                                "ADT message without its {} segment(s): truncated?",
+                                missing.join(", ")
+                            ),
+                            None,
+                        ));
+                    }
+                    (e, TimeFormat::Hl7Dtm)
+                }
+                Err(e) => {
+                    return Typed::Rejected(Finding::new(
+                        &rules::ADT_MALFORMED,
+                        None,
+                        e.to_string(),
+                        None,
+                    ))
+                }
+            }
+        }
+        "json" => match parse_json_event_str(&row.payload) {
+            Ok(e) => (e, TimeFormat::Iso8601),
+            Err(e) => {
+                return Typed::Rejected(Finding::new(
+                    &rules::ADT_MALFORMED,
+                    None,
+                    e.to_string(),
+                    None,
+                ))
+            }
+        },
+        other => {
+            return Typed::NotApplied(Finding::new(
+                &rules::ADT_NOT_APPLIED,
+                None,
+                format!("{other} messages are not applied as ADT events"),
+                None,
+            ))
+        }
+    };
+    type_event(row, event, standard, refdata)
+}
+
+fn type_event(
+    row: &BronzeAdtRow,
+    e: AdtEvent,
+    standard: TimeFormat,
+    refdata: &ReferenceData,
+) -> Typed {
+    let event_type = e.event_type.clone().unwrap_or_default();
+    if !APPLIED_EVENTS.contains(&event_type.as_str()) {
+        return Typed::NotApplied(Finding::new(
+            &rules::ADT_NOT_APPLIED,
+            Some("event_type"),
+            format!("event '{event_type}' is not applied"),
+            Some(&event_type),
+        ));
+    }
+    let Some((hospital_id, zone)) = e
+        .facility
+        .as_ref()
+        .and_then(|f| refdata.hospitals.get(f).map(|z| (f.clone(), *z)))
+    else {
+        return Typed::Rejected(Finding::new(
+            &rules::ADT_FACILITY_UNKNOWN,
+            Some("facility"),
+            "sending facility is not a hospital of the network",
+            e.facility.as_deref(),
+        ));
+    };
+    let Some(mrn) = e.mrn.clone() else {
+        return Typed::Rejected(Finding::new(
+            &rules::ADT_MRN_MISSING,
+            Some("mrn"),
+            "no patient identifier",
+            None,
+        ));
+    };
+    let encounter_event = event_type != "A08";
+    if encounter_event && e.visit_number.is_none() {
+        return Typed::Rejected(Finding::new(
+            &rules::ADT_VISIT_MISSING,
+            Some("visit_number"),
+            "encounter event without a visit number",
+            None,
+        ));
+    }
+    // The reference for "in the future": the message's own recorded time when it is plausible (a replay
+    // of history is received long after it was recorded), else when we received it.
+    let received_ctx = TimeContext {
+        zone,
+        received: row.ingested_at + chrono::Duration::days(400),
+        standard,
+    };
+    let reference = e
+        .recorded_time
+        .as_deref()
+        .and_then(|raw| {
+            check_time(
+                "recorded_time",
+                raw,
+                &received_ctx,
+                &rules::TIME_PLACEHOLDER,
+            )
+            .ok()
+        })
+        .map(|t| t.utc)
+        .unwrap_or(row.ingested_at);
+    let ctx = TimeContext {
+        zone,
+        received: reference,
+        standard,
+    };
+    let mut findings = Vec::new();
+
+    let Some(raw_event_time) = e.event_time.as_deref() else {
+        return Typed::Rejected(Finding::new(
+            &rules::TIME_EVENT_INVALID,
+            Some("event_time"),
+            "no event time",
+            None,
+        ));
+    };
+    let event_time = match check_time(
+        "event_time",
+        raw_event_time,
+        &ctx,
+        &rules::TIME_EVENT_INVALID,
+    ) {
+        Ok(t) => {
+            findings.extend(t.findings);
+            t.utc
+        }
+        // An event that cannot be placed in time cannot be applied.
+        Err(f) => return Typed::Rejected(f),
+    };
+    let optional_time =
+        |field: &str, raw: Option<&str>, findings: &mut Vec<Finding>| -> Option<DateTime<Utc>> {
+            let raw = raw?;
+            match check_time(field, raw, &ctx, &rules::TIME_PLACEHOLDER) {
+                Ok(t) => {
+                    findings.extend(t.findings);
+                    Some(t.utc)
+                }
+                Err(f) => {
+                    findings.push(f);
+                    None
+                }
+            }
+        };
+    let recorded_time = match e.recorded_time.as_deref() {
+        Some(raw) => match check_time(
+            "recorded_time",
+            raw,
+            &received_ctx,
+            &rules::TIME_PLACEHOLDER,
+        ) {
+            Ok(t) => {
+                findings.extend(t.findings);
+                Some(t.utc)
+            }
+            Err(f) => {
+                findings.push(f);
+                None
+            }
+        },
+        None => None,
+    };
+    let mut admit_time = optional_time("admit_time", e.admit_time.as_deref(), &mut findings);
+    let mut discharge_time =
+        optional_time("discharge_time", e.discharge_time.as_deref(), &mut findings);
+    if event_type == "A01" && admit_time.is_none() {
+        findings.push(Finding::new(
+            &rules::ADMIT_TIME_MISSING,
+            Some("admit_time"),
+            "A01 without a usable admit time: the admission is the event time",
+            e.admit_time.as_deref(),
+        ));
+        admit_time = Some(event_time);
+    }
+    if let (Some(admit), Some(discharge)) = (admit_time, discharge_time) {
+        if discharge < admit {
+            if event_type == "A03" && event_time >= admit {
+                findings.push(Finding::new(
+                    &rules::TIME_DISCHARGE_BEFORE_ADMIT,
+                    Some("discharge_time"),
+                    "discharge time before admit time: the discharge is the event time",
+                    e.discharge_time.as_deref(),
+                ));
+                discharge_time = Some(event_time);
+            } else if event_type == "A03" {
+                return Typed::Rejected(Finding::new(
+                    &rules::TIME_DISCHARGE_BEFORE_ADMIT,
+                    Some("discharge_time"),
+                    "discharge before admission, and the event time too",
+                    e.discharge_time.as_deref(),
+                ));
+            } else {
+                findings.push(Finding::new(
+                    &rules::TIME_DISCHARGE_BEFORE_ADMIT,
+                    Some("discharge_time"),
+                    "discharge time before admit time: left out",
+                    e.discharge_time.as_deref(),
+                ));
+                discharge_time = None;
+            }
+        }
+    }
+    if let Some(dept) = &e.department {
+        let known = refdata
+            .departments
+            .get(&hospital_id)
+            .is_some_and(|d| d.contains(dept));
+        if !known {
+            return Typed::Rejected(Finding::new(
+                &rules::DEPT_UNKNOWN,
+                Some("department"),
+                format!("department is not defined for {hospital_id}"),
+                Some(dept),
+            ));
+        }
+    }
+
+    let mut demographics = BTreeMap::new();
+    for (k, v) in [
+        ("family_name", &e.family_name),
+        ("given_name", &e.given_name),
+        ("street", &e.street),
+        ("city", &e.city),
+        ("state", &e.state),
+        ("zip", &e.zip),
+    ] {
+        if let Some(v) = v {
+            demographics.insert(k.to_string(), v.clone());
+        }
+    }
+    if let Some(raw) = &e.birth_date {
+        match check_birth_date(raw, event_time) {
+            Ok(d) => {
+                demographics.insert("birth_date".into(), format_date(d));
+            }
+            Err(f) => findings.push(f),
+        }
+    }
+    if let Some(raw) = &e.sex {
+        match normalise_sex(raw) {
+            Ok((code, repair)) => {
+                demographics.insert("sex".into(), code);
+                findings.extend(repair);
+            }
+            Err(f) => findings.push(f),
+        }
+    }
+    for (k, v) in &e.attributes {
+        let name = crate::bronze::profiles::normalise_column(k);
+        demographics.entry(name).or_insert_with(|| v.clone());
+    }
+
+    let event = TypedEvent {
+        message_key: row.message_key.clone(),
+        message_id: e.message_id.clone(),
+        patient_key: format!("{hospital_id}|{mrn}"),
+        encounter_key: e
+            .visit_number
+            .as_ref()
+            .map(|v| format!("{hospital_id}|{v}")),
+        hospital_id,
+        event_type,
+        event_time,
+        recorded_time,
+        mrn,
+        visit_number: e.visit_number.clone(),
+        patient_class: e.patient_class.clone(),
+        department: e.department.clone(),
+        room: e.room.clone(),
+        bed: e.bed.clone(),
+        prior_department: e.prior_department.clone(),
+        admit_time,
+        discharge_time,
+        demographics,
+        source_name: row.source_name.clone(),
+        source_position: row.source_position,
+        ingested_at: row.ingested_at,
+    };
+    Typed::Event(Box::new(event), findings)
+}
+
+/// Segments an ADT message of an applied trigger must have (EVN and PID; PV1 for encounter events).
+fn missing_segments(m: &Hl7Message<'_>) -> Vec<&'static str> {
+    let trigger = m
+        .header()
+        .ok()
+        .and_then(|h| h.trigger_event)
+        .unwrap_or_default();
+    let mut required = vec!["EVN", "PID"];
+    if trigger != "A08" {
+        required.push("PV1");
+    }
+    required
+        .into_iter()
+        .filter(|s| m.segment(s).is_none())
+        .collect()
+}
+
+/// `YYYY-MM-DD`.
+pub fn format_date(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn refdata() -> ReferenceData {
+        ReferenceData {
+            hospitals: HashMap::from([("MHA01".to_string(), chrono_tz::America::Chicago)]),
+            departments: HashMap::from([(
+                "MHA01".to_string(),
+                ["ED", "MED", "ICU"].iter().map(|s| s.to_string()).collect(),
+            )]),
+        }
+    }
+
+    fn row(payload: &str) -> BronzeAdtRow {
+        BronzeAdtRow {
+            message_key: "MHA01|M1".into(),
+            format: "hl7v2".into(),
+            parse_status: "ok".into(),
+            parse_error: None,
+            id_conflict: false,
+            payload: payload.replace('\n', "\r"),
+            source_name: "test".into(),
+            source_position: 0,
+            ingested_at: Utc.with_ymd_and_hms(2026, 1, 20, 0, 0, 0).unwrap(),
+        }
+    }
+
+    const A01: &str = "MSH|^~\\&|REG|MHA01|LAKE|MHA|20260114083000-0600||ADT^A01|M1|P|2.5\n\
+EVN|A01|20260114083000-0600||||20260114082500-0600\n\
+PID|||P1^^^MHA01^MR||Doe^Jane||19800101|female\n\
+PV1||I|MED^12^B^MHA01||||||||||||||||V1|||||||||||||||||||||||||{admit}";
+
+    #[test]
+    fn a_clean_admission_is_typed_in_utc_with_repairs_noted() {
+        let typed = type_row(
+            &row(&A01.replace("{admit}", "20260114082500-0600")),
+            &refdata(),
+        );
+        let Typed::Event(e, findings) = typed else {
+            panic!("not an event")
+        };
+        assert_eq!(e.event_type, "A01");
+        assert_eq!(
+            e.event_time,
+            Utc.with_ymd_and_hms(2026, 1, 14, 14, 25, 0).unwrap()
+        );
+        assert_eq!(e.admit_time, Some(e.event_time));
+        assert_eq!(e.encounter_key.as_deref(), Some("MHA01|V1"));
+        assert_eq!(e.demographics["sex"], "F");
+        assert_eq!(e.demographics["birth_date"], "1980-01-01");
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(findings[0].rule.id, "DQ-PAT-SEX-INVALID");
+    }
+
+    #[test]
+    fn a_missing_admit_time_is_the_event_time_and_unknown_departments_are_rejected() {
+        let Typed::Event(e, findings) = type_row(&row(&A01.replace("{admit}", "")), &refdata())
+        else {
+            panic!()
+        };
+        assert_eq!(e.admit_time, Some(e.event_time));
+        assert!(findings
+            .iter()
+            .any(|f| f.rule.id == "DQ-ADMIT-TIME-MISSING"));
+        let bad = A01.replace("{admit}", "").replace("MED^12^B", "XRAY9^1^A");
+        let Typed::Rejected(f) = type_row(&row(&bad), &refdata()) else {
+            panic!()
+        };
+        assert_eq!(f.rule.id, "DQ-DEPT-UNKNOWN");
+        assert_eq!(f.raw_value.as_deref(), Some("XRAY9"));
+    }
+
+    #[test]
+    fn rejections_and_non_adt_messages() {
+        let mut r = row("MSH|x");
+        r.parse_status = "unparseable".into();
+        r.parse_error = Some("truncated".into());
+        assert!(
+            matches!(type_row(&r, &refdata()), Typed::Rejected(f) if f.rule.id == "DQ-ADT-MALFORMED")
+        );
+        let oru = "MSH|^~\\&|LAB|MHA01|LAKE|MHA|20260114083000-0600||ORU^R01|M2|P|2.5\nPID|||P1";
+        assert!(matches!(
+            type_row(&row(oru), &refdata()),
+            Typed::NotApplied(_)
+        ));
+        let future = A01
+            .replace("{admit}", "")
+            .replace("20260114082500-0600", "20390114082500-0600");
+        assert!(
+            matches!(type_row(&row(&future), &refdata()), Typed::Rejected(f) if f.rule.id == "DQ-TIME-FUTURE")
+        );
+        let other_hospital = A01
+            .replace("{admit}", "")
+            .replace("|MHA01|LAKE", "|XX99|LAKE");
+        assert!(
+            matches!(type_row(&row(&other_hospital), &refdata()), Typed::Rejected(f) if f.rule.id == "DQ-ADT-FACILITY-UNKNOWN")
+        );
+    }
+}

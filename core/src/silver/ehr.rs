@@ -1,0 +1,541 @@
+//! Step: new Bronze EHR extract rows → typed `silver_ehr_patients` / `silver_ehr_encounters`, findings →
+//! quarantine. Extract rows are observations: patients feed the patient dimension, encounters reconcile
+//! with the ADT picture (see `encounters.rs` for which source wins).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use futures::StreamExt;
+
+use super::adt_events::{format_date, ReferenceData};
+use super::dq::checks::{check_birth_date, check_time, normalise_sex, TimeContext};
+use super::dq::{rules, Finding};
+use super::quarantine::QuarantineRow;
+use super::EHR_PATIENTS;
+use crate::bronze;
+use crate::sources::adt::time::TimeFormat;
+use crate::storage::columns::{ints, names, strings, timestamps};
+use crate::storage::rows::{Cell, RowsBuilder};
+use crate::storage::{Increment, Lake};
+use crate::{Error, Result};
+
+/// Columns of a patients extract that are not patient attributes.
+const PATIENT_NON_ATTRIBUTES: [&str; 4] = ["patient_id", "facility", "updated_at", "death_date"];
+
+/// Renamed attributes: extract column → dimension attribute.
+const PATIENT_RENAMES: [(&str, &str); 2] =
+    [("first_name", "given_name"), ("last_name", "family_name")];
+
+/// What an EHR increment produced.
+#[derive(Debug, Default)]
+pub struct EhrOutput {
+    /// Rows read.
+    pub rows_in: usize,
+    /// Rows written.
+    pub rows_out: usize,
+    /// Findings to quarantine.
+    pub quarantine: Vec<QuarantineRow>,
+    /// Findings by rule id.
+    pub findings: BTreeMap<&'static str, usize>,
+}
+
+struct RowContext {
+    key: String,
+    file: Option<String>,
+    row: Option<i64>,
+    raw: String,
+}
+
+impl RowContext {
+    fn finding(&self, table: &str, f: Finding, action: &'static str, out: &mut EhrOutput) {
+        *out.findings.entry(f.rule.id).or_default() += 1;
+        out.quarantine.push(QuarantineRow {
+            source_table: table.to_string(),
+            source_key: self.key.clone(),
+            finding: f,
+            action,
+            raw_record: (action == "quarantine").then(|| self.raw.clone()),
+            source_name: self.file.clone(),
+            source_position: self.row,
+        });
+    }
+}
+
+/// What an extract row's times are checked against for "in the future": the end of the day after its
+/// extract date (an extract cannot describe what had not happened), else when we received it.
+fn reference_time(extract_date: Option<&str>, received: Option<DateTime<Utc>>) -> DateTime<Utc> {
+    let from_extract = extract_date
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .and_then(|d| d.succ_opt()?.and_hms_opt(23, 59, 59))
+        .map(|t| Utc.from_utc_datetime(&t));
+    from_extract.or(received).unwrap_or_else(Utc::now)
+}
+
+/// The time zone of a hospital, or the row is rejected.
+fn zone_of(refdata: &ReferenceData, facility: &Option<String>) -> Option<chrono_tz::Tz> {
+    facility
+        .as_ref()
+        .and_then(|f| refdata.hospitals.get(f).copied())
+}
+
+/// The row's effective time: `updated_at`, else midnight of the extract date in the hospital's zone.
+fn effective_time(
+    updated: Option<&str>,
+    extract_date: Option<&str>,
+    ctx: &TimeContext,
+    rc: &RowContext,
+    table: &str,
+    out: &mut EhrOutput,
+) -> Option<DateTime<Utc>> {
+    if let Some(raw) = updated {
+        match check_time("updated_at", raw, ctx, &rules::TIME_PLACEHOLDER) {
+            Ok(t) => {
+                for f in t.findings {
+                    rc.finding(table, f, "repair", out);
+                }
+                return Some(t.utc);
+            }
+            Err(f) => rc.finding(table, f, "drop_attribute", out),
+        }
+    }
+    let date = NaiveDate::parse_from_str(extract_date?, "%Y-%m-%d").ok()?;
+    ctx.zone
+        .from_local_datetime(&date.and_hms_opt(0, 0, 0)?)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+async fn stream_rows(
+    inc: &Increment,
+    mut each: impl FnMut(&deltalake::arrow::record_batch::RecordBatch) -> Result<()>,
+) -> Result<()> {
+    if inc.is_empty() {
+        return Ok(());
+    }
+    let ctx = deltalake::datafusion::prelude::SessionContext::new();
+    inc.register(&ctx, "input").await?;
+    let df = ctx
+        .sql("SELECT * FROM input")
+        .await
+        .map_err(|e| Error::Query(e.to_string()))?;
+    let mut stream = df
+        .execute_stream()
+        .await
+        .map_err(|e| Error::Query(e.to_string()))?;
+    while let Some(batch) = stream.next().await {
+        each(&batch.map_err(|e| Error::Query(e.to_string()))?)?;
+    }
+    Ok(())
+}
+
+fn row_json(names: &[String], cols: &[Vec<Option<String>>], i: usize) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = names
+        .iter()
+        .zip(cols)
+        .filter_map(|(n, c)| {
+            c[i].as_ref()
+                .map(|v| (n.clone(), serde_json::Value::String(v.clone())))
+        })
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+/// Types the new patient rows of the increment.
+pub async fn patients(
+    inc: &Increment,
+    refdata: &ReferenceData,
+    run_id: &str,
+    out: &mut EhrOutput,
+) -> Result<RowsBuilder> {
+    let table = bronze::EHR_PATIENTS.sql_name();
+    let mut b = RowsBuilder::new();
+    stream_rows(inc, |batch| {
+        let cols_names = names(batch);
+        let cols: Vec<Vec<Option<String>>> = cols_names
+            .iter()
+            .map(|n| strings(batch, n))
+            .collect::<Result<_>>()?;
+        let col = |n: &str| cols_names.iter().position(|c| c == n);
+        let get = |n: &str, i: usize| col(n).and_then(|c| cols[c][i].clone());
+        let received = timestamps(batch, "_ingested_at")?;
+        let rownum = ints(batch, "_row_number")?;
+        for i in 0..batch.num_rows() {
+            out.rows_in += 1;
+            let file = get("_source_file", i);
+            let rc = RowContext {
+                key: format!(
+                    "{}:{}",
+                    file.clone().unwrap_or_default(),
+                    rownum[i].unwrap_or_default()
+                ),
+                file,
+                row: rownum[i],
+                raw: row_json(&cols_names, &cols, i),
+            };
+            if let Some(issue) = get("_row_issue", i) {
+                rc.finding(
+                    &table,
+                    Finding::new(&rules::EHR_ROW_INVALID, None, issue, None),
+                    "quarantine",
+                    out,
+                );
+                continue;
+            }
+            let (Some(mrn), facility) = (get("patient_id", i), get("facility", i)) else {
+                rc.finding(
+                    &table,
+                    Finding::new(
+                        &rules::EHR_ROW_INVALID,
+                        Some("patient_id"),
+                        "no patient_id",
+                        None,
+                    ),
+                    "quarantine",
+                    out,
+                );
+                continue;
+            };
+            let Some(zone) = zone_of(refdata, &facility) else {
+                rc.finding(
+                    &table,
+                    Finding::new(
+                        &rules::ADT_FACILITY_UNKNOWN,
+                        Some("facility"),
+                        "facility is not a hospital of the network",
+                        facility.as_deref(),
+                    ),
+                    "quarantine",
+                    out,
+                );
+                continue;
+            };
+            let hospital = facility.unwrap_or_default();
+            let ctx = TimeContext {
+                zone,
+                received: reference_time(get("_extract_date", i).as_deref(), received[i]),
+                standard: TimeFormat::Iso8601,
+            };
+            let Some(effective) = effective_time(
+                get("updated_at", i).as_deref(),
+                get("_extract_date", i).as_deref(),
+                &ctx,
+                &rc,
+                &table,
+                out,
+            ) else {
+                rc.finding(
+                    &table,
+                    Finding::new(
+                        &rules::EHR_ROW_INVALID,
+                        Some("updated_at"),
+                        "no usable updated_at or extract date",
+                        None,
+                    ),
+                    "quarantine",
+                    out,
+                );
+                continue;
+            };
+            let mut demographics = BTreeMap::new();
+            for (ci, name) in cols_names.iter().enumerate() {
+                if name.starts_with('_') || PATIENT_NON_ATTRIBUTES.contains(&name.as_str()) {
+                    continue;
+                }
+                let Some(value) = cols[ci][i].clone() else {
+                    continue;
+                };
+                let attr = PATIENT_RENAMES
+                    .iter()
+                    .find(|(f, _)| f == name)
+                    .map(|(_, t)| *t)
+                    .unwrap_or(name);
+                match attr {
+                    "birth_date" => match check_birth_date(&value, effective) {
+                        Ok(d) => {
+                            demographics.insert(attr.to_string(), format_date(d));
+                        }
+                        Err(f) => rc.finding(&table, f, "drop_attribute", out),
+                    },
+                    "sex" => match normalise_sex(&value) {
+                        Ok((code, repair)) => {
+                            demographics.insert(attr.to_string(), code);
+                            if let Some(f) = repair {
+                                rc.finding(&table, f, "repair", out);
+                            }
+                        }
+                        Err(f) => rc.finding(&table, f, "drop_attribute", out),
+                    },
+                    _ => {
+                        demographics.insert(attr.to_string(), value);
+                    }
+                }
+            }
+            b.push_row([
+                ("patient_key", Cell::str(Some(format!("{hospital}|{mrn}")))),
+                ("hospital_id", Cell::str(Some(hospital))),
+                ("mrn", Cell::str(Some(mrn))),
+                ("effective_time", Cell::ts(Some(effective))),
+                (
+                    "demographics",
+                    Cell::str(Some(
+                        serde_json::to_string(&demographics).unwrap_or_default(),
+                    )),
+                ),
+                ("source_key", Cell::str(Some(rc.key.clone()))),
+                ("ingested_at", Cell::ts(received[i])),
+                ("silver_run_id", Cell::str(Some(run_id))),
+            ]);
+        }
+        Ok(())
+    })
+    .await?;
+    out.rows_out += b.len();
+    Ok(b)
+}
+
+/// Types the new encounter rows of the increment.
+pub async fn encounters(
+    inc: &Increment,
+    refdata: &ReferenceData,
+    run_id: &str,
+    out: &mut EhrOutput,
+) -> Result<RowsBuilder> {
+    let table = bronze::EHR_ENCOUNTERS.sql_name();
+    let mut b = RowsBuilder::new();
+    stream_rows(inc, |batch| {
+        let cols_names = names(batch);
+        let cols: Vec<Vec<Option<String>>> = cols_names
+            .iter()
+            .map(|n| strings(batch, n))
+            .collect::<Result<_>>()?;
+        let col = |n: &str| cols_names.iter().position(|c| c == n);
+        let get = |n: &str, i: usize| col(n).and_then(|c| cols[c][i].clone());
+        let received = timestamps(batch, "_ingested_at")?;
+        let rownum = ints(batch, "_row_number")?;
+        for i in 0..batch.num_rows() {
+            out.rows_in += 1;
+            let file = get("_source_file", i);
+            let rc = RowContext {
+                key: format!(
+                    "{}:{}",
+                    file.clone().unwrap_or_default(),
+                    rownum[i].unwrap_or_default()
+                ),
+                file,
+                row: rownum[i],
+                raw: row_json(&cols_names, &cols, i),
+            };
+            if let Some(issue) = get("_row_issue", i) {
+                rc.finding(
+                    &table,
+                    Finding::new(&rules::EHR_ROW_INVALID, None, issue, None),
+                    "quarantine",
+                    out,
+                );
+                continue;
+            }
+            let (Some(visit), Some(mrn)) = (get("encounter_id", i), get("patient_id", i)) else {
+                rc.finding(
+                    &table,
+                    Finding::new(
+                        &rules::EHR_ROW_INVALID,
+                        Some("encounter_id"),
+                        "no encounter_id or patient_id",
+                        None,
+                    ),
+                    "quarantine",
+                    out,
+                );
+                continue;
+            };
+            let facility = get("facility", i);
+            let Some(zone) = zone_of(refdata, &facility) else {
+                rc.finding(
+                    &table,
+                    Finding::new(
+                        &rules::ADT_FACILITY_UNKNOWN,
+                        Some("facility"),
+                        "facility is not a hospital of the network",
+                        facility.as_deref(),
+                    ),
+                    "quarantine",
+                    out,
+                );
+                continue;
+            };
+            let hospital = facility.unwrap_or_default();
+            let department = get("department", i);
+            if let Some(d) = &department {
+                if !refdata
+                    .departments
+                    .get(&hospital)
+                    .is_some_and(|s| s.contains(d))
+                {
+                    rc.finding(
+                        &table,
+                        Finding::new(
+                            &rules::DEPT_UNKNOWN,
+                            Some("department"),
+                            format!("department is not defined for {hospital}"),
+                            Some(d),
+                        ),
+                        "quarantine",
+                        out,
+                    );
+                    continue;
+                }
+            }
+            let ctx = TimeContext {
+                zone,
+                received: reference_time(get("_extract_date", i).as_deref(), received[i]),
+                standard: TimeFormat::Iso8601,
+            };
+            let time = |field: &str, out: &mut EhrOutput| -> Option<DateTime<Utc>> {
+                let raw = get(field, i)?;
+                match check_time(field, &raw, &ctx, &rules::TIME_PLACEHOLDER) {
+                    Ok(t) => {
+                        for f in t.findings {
+                            rc.finding(&table, f, "repair", out);
+                        }
+                        Some(t.utc)
+                    }
+                    Err(f) => {
+                        rc.finding(&table, f, "drop_attribute", out);
+                        None
+                    }
+                }
+            };
+            let arrival = time("arrival_time", out);
+            let admit = time("admit_time", out);
+            let mut discharge = time("discharge_time", out);
+            if let (Some(a), Some(d)) = (admit.or(arrival), discharge) {
+                if d < a {
+                    rc.finding(
+                        &table,
+                        Finding::new(
+                            &rules::TIME_DISCHARGE_BEFORE_ADMIT,
+                            Some("discharge_time"),
+                            "discharge before admission: left out",
+                            get("discharge_time", i).as_deref(),
+                        ),
+                        "drop_attribute",
+                        out,
+                    );
+                    discharge = None;
+                }
+            }
+            let class = get("patient_class", i);
+            if admit.is_none() && get("admit_time", i).is_none() && class.as_deref() == Some("I") {
+                rc.finding(
+                    &table,
+                    Finding::new(
+                        &rules::ADMIT_TIME_MISSING,
+                        Some("admit_time"),
+                        "inpatient row without admit time: the ADT A01 supplies it",
+                        None,
+                    ),
+                    "repair",
+                    out,
+                );
+            }
+            let effective = effective_time(
+                get("updated_at", i).as_deref(),
+                get("_extract_date", i).as_deref(),
+                &ctx,
+                &rc,
+                &table,
+                out,
+            );
+            b.push_row([
+                (
+                    "encounter_key",
+                    Cell::str(Some(format!("{hospital}|{visit}"))),
+                ),
+                ("hospital_id", Cell::str(Some(hospital.clone()))),
+                ("visit_number", Cell::str(Some(visit))),
+                ("patient_key", Cell::str(Some(format!("{hospital}|{mrn}")))),
+                ("department", Cell::Str(department)),
+                ("patient_class", Cell::Str(class)),
+                ("arrival_time", Cell::ts(arrival)),
+                ("admit_time", Cell::ts(admit)),
+                ("discharge_time", Cell::ts(discharge)),
+                ("effective_time", Cell::ts(effective)),
+                ("source_key", Cell::str(Some(rc.key.clone()))),
+                ("ingested_at", Cell::ts(received[i])),
+                ("silver_run_id", Cell::str(Some(run_id))),
+            ]);
+        }
+        Ok(())
+    })
+    .await?;
+    out.rows_out += b.len();
+    Ok(b)
+}
+
+/// Writes typed rows with the increment's checkpoint in one commit: appended, or replacing the table
+/// on a full refresh.
+pub async fn commit(
+    lake: &Lake,
+    table: crate::storage::TableRef,
+    rows: RowsBuilder,
+    inc: &Increment,
+    replace_all: bool,
+) -> Result<()> {
+    let markers = [inc.marker()];
+    if rows.is_empty() {
+        if replace_all {
+            lake.truncate(table, &markers).await?;
+        }
+        lake.commit_markers(table, empty_schema(table), &markers)
+            .await?;
+        return Ok(());
+    }
+    let batch = rows.finish()?;
+    if replace_all {
+        lake.overwrite(table, batch, &markers).await?;
+    } else {
+        lake.append(table, vec![batch], &markers, Default::default())
+            .await?;
+    }
+    Ok(())
+}
+
+fn empty_schema(table: crate::storage::TableRef) -> deltalake::arrow::datatypes::Schema {
+    use deltalake::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    let ts = |n: &str| {
+        Field::new(
+            n,
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        )
+    };
+    let s = |n: &str| Field::new(n, DataType::Utf8, true);
+    if table == EHR_PATIENTS {
+        Schema::new(vec![
+            s("patient_key"),
+            s("hospital_id"),
+            s("mrn"),
+            ts("effective_time"),
+            s("demographics"),
+            s("source_key"),
+            ts("ingested_at"),
+            s("silver_run_id"),
+        ])
+    } else {
+        Schema::new(vec![
+            s("encounter_key"),
+            s("hospital_id"),
+            s("visit_number"),
+            s("patient_key"),
+            s("department"),
+            s("patient_class"),
+            ts("arrival_time"),
+            ts("admit_time"),
+            ts("discharge_time"),
+            ts("effective_time"),
+            s("source_key"),
+            ts("ingested_at"),
+            s("silver_run_id"),
+        ])
+    }
+}

@@ -1,0 +1,330 @@
+//! Step: the patient dimension (SCD Type 2), rebuilt for every patient touched by new ADT events or EHR
+//! patient rows, from all observations of that patient.
+//!
+//! Observations come from every ADT message (its PID demographics, at the event time) and every EHR
+//! patient row (at its `updated_at`). New attributes (any source column or Z-segment attribute not seen
+//! before) become new columns with no code change; versions before an attribute was known read it as
+//! null, and the first observation that carries it starts a new version.
+//!
+//! Identity conflicts: a non-update ADT message (anything but A08), or an extract row, that gives a
+//! patient another name, birth date or sex than the patient has at that time is not a demographic
+//! change — HL7 sends those as A08 — but a sign of a duplicate or reused MRN. Its demographics are left out of the history and the
+//! finding goes to quarantine (rule `DQ-PAT-IDENTITY-CONFLICT`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::dq::{rules, Finding};
+use super::encounters::sql_list;
+use super::quarantine::QuarantineRow;
+use super::scd2::{build_history, Observation};
+use super::{ADT_EVENTS, DIM_PATIENT, EHR_PATIENTS};
+use crate::storage::columns::{strings, timestamps};
+use crate::storage::rows::{Cell, RowsBuilder};
+use crate::storage::{checkpoint_id, CommitMarker, Lake};
+use crate::Result;
+
+/// Attributes that identify a person; a change outside an A08 update is a conflict.
+const IDENTITY: [&str; 4] = ["family_name", "given_name", "birth_date", "sex"];
+
+/// Attributes every dimension row has, in column order (extra attributes follow, alphabetically).
+const CORE: [&str; 8] = [
+    "family_name",
+    "given_name",
+    "birth_date",
+    "sex",
+    "street",
+    "city",
+    "state",
+    "zip",
+];
+
+const MAX_TARGETED_KEYS: usize = 20_000;
+
+/// What the step did.
+#[derive(Debug, Default)]
+pub struct PatientOutput {
+    /// Patients rebuilt.
+    pub patients: usize,
+    /// Versions written.
+    pub versions: usize,
+    /// Identity-conflict findings.
+    pub quarantine: Vec<QuarantineRow>,
+}
+
+struct Obs {
+    observation: Observation,
+    /// `A08`, another ADT trigger, or `EHR`.
+    kind: String,
+    source_table: &'static str,
+    source_key: String,
+}
+
+/// Rebuilds the dimension rows of the patients touched since the step's checkpoints.
+pub async fn refresh(lake: &Lake, full: bool) -> Result<PatientOutput> {
+    let mut out = PatientOutput::default();
+    let since_adt = if full {
+        None
+    } else {
+        lake.checkpoint(DIM_PATIENT, ADT_EVENTS).await?
+    };
+    let since_ehr = if full {
+        None
+    } else {
+        lake.checkpoint(DIM_PATIENT, EHR_PATIENTS).await?
+    };
+    let inc_adt = lake.increment(ADT_EVENTS, since_adt).await?;
+    let inc_ehr = lake.increment(EHR_PATIENTS, since_ehr).await?;
+    if !full
+        && inc_adt.as_ref().is_none_or(|i| i.is_empty())
+        && inc_ehr.as_ref().is_none_or(|i| i.is_empty())
+    {
+        return Ok(out);
+    }
+    let mut markers = Vec::new();
+    let mut touched = BTreeSet::new();
+    let mut whole = full;
+    for (inc, table) in [(&inc_adt, ADT_EVENTS), (&inc_ehr, EHR_PATIENTS)] {
+        if let Some(inc) = inc {
+            markers.push(CommitMarker {
+                app_id: checkpoint_id(table),
+                version: inc.until,
+            });
+            if inc.since.is_none() {
+                whole = true;
+            } else if !inc.is_empty() {
+                for b in inc.query("SELECT DISTINCT patient_key FROM input").await? {
+                    touched.extend(strings(&b, "patient_key")?.into_iter().flatten());
+                }
+            }
+        }
+    }
+    if touched.len() > MAX_TARGETED_KEYS {
+        whole = true;
+    }
+    let filter = if whole {
+        String::new()
+    } else {
+        format!(" WHERE patient_key IN ({})", sql_list(&touched))
+    };
+
+    let mut observations: BTreeMap<String, Vec<Obs>> = BTreeMap::new();
+    if lake.open_table(ADT_EVENTS).await?.is_some() && (whole || !touched.is_empty()) {
+        let sql = format!(
+            "SELECT patient_key, event_type, event_time, recorded_time, message_key, demographics FROM silver_adt_events{filter}"
+        );
+        for b in lake.sql(&[ADT_EVENTS], &sql).await? {
+            let key = strings(&b, "patient_key")?;
+            let kind = strings(&b, "event_type")?;
+            let at = timestamps(&b, "event_time")?;
+            let recorded = timestamps(&b, "recorded_time")?;
+            let message = strings(&b, "message_key")?;
+            let demo = strings(&b, "demographics")?;
+            for i in 0..b.num_rows() {
+                let (Some(k), Some(t)) = (key[i].clone(), at[i]) else {
+                    continue;
+                };
+                let source_key = message[i].clone().unwrap_or_default();
+                observations.entry(k.clone()).or_default().push(Obs {
+                    observation: Observation {
+                        key: k,
+                        effective: t,
+                        sequence: format!(
+                            "{:020}|{source_key}",
+                            recorded[i]
+                                .map(|r| r.timestamp_micros())
+                                .unwrap_or_default()
+                        ),
+                        attrs: parse_attrs(demo[i].as_deref()),
+                    },
+                    kind: kind[i].clone().unwrap_or_default(),
+                    source_table: "silver_adt_events",
+                    source_key,
+                });
+            }
+        }
+    }
+    if lake.open_table(EHR_PATIENTS).await?.is_some() && (whole || !touched.is_empty()) {
+        let sql = format!("SELECT patient_key, effective_time, source_key, demographics FROM silver_ehr_patients{filter}");
+        for b in lake.sql(&[EHR_PATIENTS], &sql).await? {
+            let key = strings(&b, "patient_key")?;
+            let at = timestamps(&b, "effective_time")?;
+            let source = strings(&b, "source_key")?;
+            let demo = strings(&b, "demographics")?;
+            for i in 0..b.num_rows() {
+                let (Some(k), Some(t)) = (key[i].clone(), at[i]) else {
+                    continue;
+                };
+                let source_key = source[i].clone().unwrap_or_default();
+                observations.entry(k.clone()).or_default().push(Obs {
+                    observation: Observation {
+                        key: k,
+                        effective: t,
+                        sequence: format!("{:020}|ehr|{source_key}", t.timestamp_micros()),
+                        attrs: parse_attrs(demo[i].as_deref()),
+                    },
+                    kind: "EHR".into(),
+                    source_table: "silver_ehr_patients",
+                    source_key,
+                });
+            }
+        }
+    }
+
+    let mut rows = RowsBuilder::new();
+    let extra: BTreeSet<String> = observations
+        .values()
+        .flatten()
+        .flat_map(|o| o.observation.attrs.keys().cloned())
+        .filter(|k| !CORE.contains(&k.as_str()))
+        .collect();
+    for (key, obs) in observations.iter_mut() {
+        let accepted = drop_identity_conflicts(obs, &mut out.quarantine);
+        let history = build_history(key, &accepted);
+        out.patients += 1;
+        let (hospital, mrn) = key.split_once('|').unwrap_or((key, ""));
+        for v in history {
+            let mut cells: Vec<(&str, Cell)> = vec![
+                ("patient_sk", Cell::Int(Some(v.surrogate_key))),
+                ("patient_key", Cell::str(Some(key.clone()))),
+                ("hospital_id", Cell::str(Some(hospital))),
+                ("mrn", Cell::str(Some(mrn))),
+            ];
+            for name in CORE {
+                let value = v.attrs.get(name).cloned();
+                if name == "birth_date" {
+                    cells.push((
+                        name,
+                        Cell::date(
+                            value.and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok()),
+                        ),
+                    ));
+                } else {
+                    cells.push((name, Cell::Str(value)));
+                }
+            }
+            for name in &extra {
+                cells.push((name.as_str(), Cell::Str(v.attrs.get(name).cloned())));
+            }
+            cells.push(("valid_from", Cell::ts(Some(v.valid_from))));
+            cells.push(("valid_to", Cell::ts(v.valid_to)));
+            cells.push(("is_current", Cell::Bool(Some(v.is_current()))));
+            cells.push(("status", Cell::str(Some(v.status()))));
+            cells.push(("started_by", Cell::str(Some(v.started_by.clone()))));
+            rows.push_row(cells);
+        }
+    }
+    out.versions = rows.len();
+    if rows.is_empty() {
+        if !markers.is_empty() {
+            lake.commit_markers(DIM_PATIENT, empty_schema(), &markers)
+                .await?;
+        }
+        return Ok(out);
+    }
+    let predicate = (!whole).then(|| format!("patient_key IN ({})", sql_list(&touched)));
+    lake.rewrite(DIM_PATIENT, vec![rows.finish()?], predicate, &markers)
+        .await?;
+    Ok(out)
+}
+
+fn parse_attrs(json: Option<&str>) -> BTreeMap<String, String> {
+    json.and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default()
+}
+
+/// Removes the identity attributes of non-update ADT observations that contradict the identity the
+/// patient has at that time; returns the observations to build the history from.
+fn drop_identity_conflicts(obs: &mut [Obs], findings: &mut Vec<QuarantineRow>) -> Vec<Observation> {
+    obs.sort_by(|a, b| {
+        (a.observation.effective, &a.observation.sequence)
+            .cmp(&(b.observation.effective, &b.observation.sequence))
+    });
+    let mut state: BTreeMap<String, String> = BTreeMap::new();
+    let mut accepted = Vec::with_capacity(obs.len());
+    for o in obs.iter() {
+        let mut observation = o.observation.clone();
+        // Only an A08 changes who a patient is; an admission or an extract row that disagrees is a conflict.
+        let is_update = o.kind == "A08";
+        if !is_update {
+            let conflicts: Vec<&str> = IDENTITY
+                .iter()
+                .copied()
+                .filter(|a| match (state.get(*a), observation.attrs.get(*a)) {
+                    (Some(known), Some(new)) => known != new,
+                    _ => false,
+                })
+                .collect();
+            if !conflicts.is_empty() {
+                for a in IDENTITY {
+                    observation.attrs.remove(a);
+                }
+                findings.push(QuarantineRow {
+                    source_table: o.source_table.to_string(),
+                    source_key: o.source_key.clone(),
+                    finding: Finding::new(
+                        &rules::PAT_IDENTITY_CONFLICT,
+                        Some(&conflicts.join(",")),
+                        format!(
+                            "{} differs from the patient's identity outside an A08 update",
+                            conflicts.join(", ")
+                        ),
+                        None,
+                    ),
+                    action: "drop_attribute",
+                    raw_record: None,
+                    source_name: None,
+                    source_position: None,
+                });
+            }
+        }
+        for (k, v) in &observation.attrs {
+            state.insert(k.clone(), v.clone());
+        }
+        accepted.push(observation);
+    }
+    accepted
+}
+
+fn empty_schema() -> deltalake::arrow::datatypes::Schema {
+    use deltalake::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    let ts = |n: &str| {
+        Field::new(
+            n,
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        )
+    };
+    let s = |n: &str| Field::new(n, DataType::Utf8, true);
+    Schema::new(vec![
+        Field::new("patient_sk", DataType::Int64, true),
+        s("patient_key"),
+        s("hospital_id"),
+        s("mrn"),
+        s("family_name"),
+        s("given_name"),
+        Field::new("birth_date", DataType::Date32, true),
+        s("sex"),
+        s("street"),
+        s("city"),
+        s("state"),
+        s("zip"),
+        ts("valid_from"),
+        ts("valid_to"),
+        Field::new("is_current", DataType::Boolean, true),
+        s("status"),
+        s("started_by"),
+    ])
+}
+
+/// The age in whole years at `at` of someone born on `birth`.
+pub fn age_at(birth: NaiveDate, at: DateTime<Utc>) -> i32 {
+    use chrono::Datelike;
+    let d = at.date_naive();
+    let mut age = d.year() - birth.year();
+    if (d.month(), d.day()) < (birth.month(), birth.day()) {
+        age -= 1;
+    }
+    age
+}

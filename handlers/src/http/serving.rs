@@ -1,0 +1,342 @@
+//! Query (read-only SQL), Health and Dashboard.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use patientflow_core::serving::query::{self, QueryLimits};
+use patientflow_core::serving::tables::{describe_all, TableInfo};
+use serde_json::{json, Value};
+
+use super::error::AppError;
+use super::functions::{Invocation, Outcome};
+use super::protocol::{get_ci, HttpReply, HttpTriggerRequest, InvokeRequest};
+use super::AppState;
+
+/// Rows a query may return at most, whatever the caller asks.
+pub const MAX_ROWS_CAP: usize = 100_000;
+/// Rows returned when the caller does not say.
+pub const DEFAULT_MAX_ROWS: usize = 10_000;
+/// Time a query may take (an HTTP function must answer within 230 s).
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A query request: `POST {"sql", "format": "json"|"csv", "max_rows"}`, `GET ?sql=&format=&max_rows=`, or
+/// a `text/plain` / `application/sql` body holding the SQL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryRequest {
+    /// The SQL.
+    pub sql: String,
+    /// `true` for CSV.
+    pub csv: bool,
+    /// Row limit.
+    pub max_rows: usize,
+}
+
+/// Reads a query request from the HTTP trigger.
+pub fn parse_query(http: &HttpTriggerRequest) -> Result<QueryRequest, AppError> {
+    let content_type = http
+        .header("content-type")
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let mut sql = http.query.get("sql").cloned();
+    let mut format = http.query.get("format").cloned();
+    let mut max_rows: Option<usize> = match http.query.get("max_rows") {
+        Some(v) => Some(
+            v.trim()
+                .parse()
+                .map_err(|_| AppError::BadRequest(format!("max_rows '{v}' is not a number")))?,
+        ),
+        None => None,
+    };
+    // A GET's body (some clients send one) is ignored, as the host's GET semantics say.
+    if http.method != "GET" && !http.body.trim().is_empty() {
+        let looks_json = http.body.trim_start().starts_with('{');
+        if content_type.contains("text/plain") || content_type.contains("sql") || !looks_json {
+            if content_type.contains("json") {
+                // Declared JSON but not an object: let json_body explain.
+                http.json_body()?;
+            }
+            sql = Some(http.body.clone());
+        } else {
+            let body = http.json_body()?;
+            if let Some(v) = get_ci(&body, "sql") {
+                sql = Some(
+                    v.as_str()
+                        .ok_or_else(|| AppError::BadRequest("'sql' must be a string".into()))?
+                        .to_string(),
+                );
+            }
+            if let Some(v) = get_ci(&body, "format") {
+                format = Some(
+                    v.as_str()
+                        .ok_or_else(|| {
+                            AppError::BadRequest("'format' must be \"json\" or \"csv\"".into())
+                        })?
+                        .to_string(),
+                );
+            }
+            if let Some(v) = get_ci(&body, "max_rows") {
+                let n = v
+                    .as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                    .ok_or_else(|| {
+                        AppError::BadRequest("'max_rows' must be a positive number".into())
+                    })?;
+                max_rows = Some(usize::try_from(n).unwrap_or(MAX_ROWS_CAP));
+            }
+        }
+    }
+    let sql = sql
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            AppError::BadRequest(
+                "no SQL given: POST {\"sql\": \"SELECT …\"} or GET ?sql=SELECT…".into(),
+            )
+        })?;
+    let csv = match format.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("json") | Some("") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(AppError::BadRequest(format!(
+                "format '{other}' is not json or csv"
+            )))
+        }
+    };
+    let max_rows = max_rows.unwrap_or(DEFAULT_MAX_ROWS).clamp(1, MAX_ROWS_CAP);
+    Ok(QueryRequest { sql, csv, max_rows })
+}
+
+/// Query: read-only SQL over the lake's tables. Refused statements and bad SQL are 400 with the message.
+pub async fn query(
+    state: &Arc<AppState>,
+    _inv: &Invocation,
+    req: &InvokeRequest,
+) -> Result<Outcome, AppError> {
+    let http = HttpTriggerRequest::from_invocation(req)?;
+    let q = parse_query(&http)?;
+    let lake = state.lake().await?;
+    let limits = QueryLimits {
+        max_rows: q.max_rows,
+        timeout: QUERY_TIMEOUT,
+    };
+    let result = query::run(lake, &q.sql, limits)
+        .await
+        .map_err(AppError::from_core)?;
+    let rows = result.num_rows();
+    let line = format!(
+        "Query: {rows} rows in {} ms (truncated: {})",
+        result.elapsed.as_millis(),
+        result.truncated
+    );
+    let reply = if q.csv {
+        let mut r = HttpReply::text(
+            200,
+            "text/csv; charset=utf-8",
+            query::to_csv(&result).map_err(AppError::from_core)?,
+        );
+        r.headers
+            .insert("X-Truncated".into(), result.truncated.to_string());
+        r
+    } else {
+        let columns: Vec<Value> = result
+            .schema
+            .fields()
+            .iter()
+            .map(|f| json!({"name": f.name(), "type": f.data_type().to_string()}))
+            .collect();
+        let data = query::to_json_rows(&result).map_err(AppError::from_core)?;
+        HttpReply::json(
+            200,
+            json!({"columns": columns, "rows": data, "row_count": rows, "truncated": result.truncated,
+                   "elapsed_ms": result.elapsed.as_millis() as u64}),
+        )
+    };
+    Ok(Outcome::http(reply, line))
+}
+
+/// The table inventory, or why the lake cannot be read.
+async fn tables(state: &Arc<AppState>) -> Result<Vec<TableInfo>, AppError> {
+    let lake = state.lake().await?;
+    match tokio::time::timeout(Duration::from_secs(20), describe_all(lake)).await {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(e)) => Err(AppError::Unavailable(format!(
+            "the lake cannot be read: {e}"
+        ))),
+        Err(_) => Err(AppError::Unavailable(
+            "the lake did not answer within 20 s".into(),
+        )),
+    }
+}
+
+/// Health: 200 with the lake URL and every table's version and rows; 503 when the lake is unreachable.
+/// No patient data.
+pub async fn health(
+    state: &Arc<AppState>,
+    _inv: &Invocation,
+    _req: &InvokeRequest,
+) -> Result<Outcome, AppError> {
+    let checked_at = chrono::Utc::now().to_rfc3339();
+    let lake_url = match state.lake().await {
+        Ok(l) => l.root().to_string(),
+        Err(_) => state.settings.lake_url.clone(),
+    };
+    let reply = match tables(state).await {
+        Ok(tables) => {
+            let tables: Vec<Value> =
+                tables.iter().map(|t| json!({"name": t.name, "version": t.version, "rows": t.rows, "files": t.files})).collect();
+            HttpReply::json(
+                200,
+                json!({"status": "healthy", "lake": lake_url, "tables": tables, "checked_at": checked_at,
+                       "version": env!("CARGO_PKG_VERSION")}),
+            )
+        }
+        Err(e) => HttpReply::json(
+            503,
+            json!({"status": "unhealthy", "lake": lake_url, "error": e.body()["error"], "checked_at": checked_at,
+                   "version": env!("CARGO_PKG_VERSION")}),
+        ),
+    };
+    let line = format!("Health: {}", reply.status);
+    Ok(Outcome::http(reply, line))
+}
+
+/// Dashboard: for now a minimal page listing the tables (the KPI dashboard replaces it). `path` (from the
+/// `dashboard/{*path}` route) must be empty or `index.html`.
+pub async fn dashboard(
+    state: &Arc<AppState>,
+    _inv: &Invocation,
+    req: &InvokeRequest,
+) -> Result<Outcome, AppError> {
+    let http = HttpTriggerRequest::from_invocation(req)?;
+    let path = http
+        .params
+        .get("path")
+        .map(|p| p.trim_matches('/'))
+        .unwrap_or("");
+    if !path.is_empty() && path != "index.html" {
+        return Err(AppError::NotFound(format!("no dashboard asset '{path}'")));
+    }
+    let (status, body) = match tables(state).await {
+        Ok(tables) => {
+            let rows: String = tables
+                .iter()
+                .map(|t| {
+                    format!(
+                        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                        escape(&t.name),
+                        t.version
+                            .map(|v| v.to_string())
+                            .unwrap_or_else(|| "–".into()),
+                        t.rows.map(|v| v.to_string()).unwrap_or_else(|| "–".into()),
+                        t.files
+                    )
+                })
+                .collect();
+            (200, format!("<table><thead><tr><th>table</th><th>version</th><th>rows</th><th>files</th></tr></thead><tbody>{rows}</tbody></table>"))
+        }
+        Err(e) => (
+            503,
+            format!(
+                "<p class=\"error\">The lake is unavailable: {}</p>",
+                escape(&e.to_string())
+            ),
+        ),
+    };
+    let page = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>patientflow</title>\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <style>body{{font-family:system-ui,sans-serif;margin:2rem;color:#1b1f24}}table{{border-collapse:collapse}}\
+         td,th{{padding:.3rem .8rem;border-bottom:1px solid #ddd;text-align:left}}td:nth-child(n+2){{text-align:right}}\
+         .error{{color:#b00020}}</style></head><body><h1>patientflow</h1><p>Lake tables ({}). The KPI dashboard \
+         will replace this page.</p>{body}</body></html>\n",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    let mut reply = HttpReply::text(status, "text/html; charset=utf-8", page);
+    reply
+        .headers
+        .insert("Cache-Control".into(), "no-store".into());
+    Ok(Outcome::http(reply, format!("Dashboard: {status}")))
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(
+        method: &str,
+        query: &[(&str, &str)],
+        content_type: &str,
+        body: &str,
+    ) -> HttpTriggerRequest {
+        let mut r = HttpTriggerRequest {
+            method: method.into(),
+            body: body.into(),
+            ..Default::default()
+        };
+        for (k, v) in query {
+            r.query.insert(k.to_string(), v.to_string());
+        }
+        if !content_type.is_empty() {
+            r.headers.insert("content-type".into(), content_type.into());
+        }
+        r
+    }
+
+    #[test]
+    fn query_requests_come_in_three_shapes() {
+        let q = parse_query(&http(
+            "GET",
+            &[("sql", "SELECT 1"), ("format", "csv")],
+            "",
+            "",
+        ))
+        .unwrap();
+        assert_eq!(
+            q,
+            QueryRequest {
+                sql: "SELECT 1".into(),
+                csv: true,
+                max_rows: DEFAULT_MAX_ROWS
+            }
+        );
+        let q = parse_query(&http(
+            "POST",
+            &[],
+            "application/json",
+            r#"{"sql":"SELECT 2","max_rows":5}"#,
+        ))
+        .unwrap();
+        assert_eq!((q.sql.as_str(), q.csv, q.max_rows), ("SELECT 2", false, 5));
+        let q = parse_query(&http("POST", &[], "text/plain", "SELECT 3")).unwrap();
+        assert_eq!(q.sql, "SELECT 3");
+        let q = parse_query(&http(
+            "POST",
+            &[],
+            "application/json",
+            r#"{"sql":"SELECT 4","max_rows":10000000}"#,
+        ))
+        .unwrap();
+        assert_eq!(q.max_rows, MAX_ROWS_CAP);
+        for (ct, body) in [
+            ("application/json", "{\"sql\": 1}"),
+            ("application/json", "{bad"),
+            ("", ""),
+            ("application/json", "{\"sql\":\"x\",\"format\":\"xml\"}"),
+        ] {
+            assert!(
+                matches!(
+                    parse_query(&http("POST", &[], ct, body)),
+                    Err(AppError::BadRequest(_))
+                ),
+                "{body}"
+            );
+        }
+    }
+}
