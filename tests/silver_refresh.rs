@@ -253,7 +253,7 @@ async fn late_changes_split_history_and_incremental_equals_full() {
     let late = dir.path().join("late.hl7");
     std::fs::write(
         &late,
-        "MSH|^~\\&|REG|MHA01|LAKE|MHA|20260115000000-0600||ADT^A08|M11|P|2.5\rEVN|A08|20260115000000-0600|||||20260113060000-0600\r\
+        "MSH|^~\\&|REG|MHA01|LAKE|MHA|20260115000000-0600||ADT^A08|M11|P|2.5\rEVN|A08|20260115000000-0600||||20260113060000-0600\r\
          PID|||P1^^^MHA01^MR||Doe-Smith^Jane||19800101|F|||1 Elm St^^Chicago^IL^60601\rPV1||I|MED^12^B^MHA01||||||||||||||||V1\n",
     )
     .unwrap();

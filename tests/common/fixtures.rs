@@ -18,7 +18,7 @@ pub struct Fixture {
 }
 
 fn hl7(id: &str, trigger: &str, evn: &str, pid: &str, pv1: &str) -> String {
-    format!("MSH|^~\\&|REG|MHA01|LAKE|MHA|{evn}||ADT^{trigger}|{id}|P|2.5\rEVN|{trigger}|{evn}|||||{evn}\r{pid}\r{pv1}\n")
+    format!("MSH|^~\\&|REG|MHA01|LAKE|MHA|{evn}||ADT^{trigger}|{id}|P|2.5\rEVN|{trigger}|{evn}||||{evn}\r{pid}\r{pv1}\n")
 }
 
 /// Writes the fixture under `dir`.

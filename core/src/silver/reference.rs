@@ -71,7 +71,9 @@ pub async fn refresh(lake: &Lake, full: bool, out: &mut ReferenceOutput) -> Resu
             app_id: crate::storage::checkpoint_id(bronze::HOSPITALS),
             version: hospitals_in.unwrap_or(-1),
         }];
-        lake.overwrite(HOSPITALS, b.finish()?, &markers).await?;
+        if !b.is_empty() {
+            lake.overwrite(HOSPITALS, b.finish()?, &markers).await?;
+        }
     }
     if departments_changed {
         let zones: HashMap<String, Tz> = zones.iter().map(|(k, v)| (k.clone(), v.zone)).collect();
