@@ -72,14 +72,21 @@ async fn run(
     let t = Truth::read(&data);
     let (act, as_of) = actual(&lake).await;
     let exp = expected(&t, as_of);
-    (compare(&exp, &act), t)
+    // The comparison must not be vacuous.
+    let census = &exp["census_hourly"];
+    for (i, what) in [(1, "occupied bed-hours"), (13, "admissions"), (15, "transfers"), (17, "ED boarding hours")] {
+        let total: f64 = census.values().map(|v| v[i]).sum();
+        assert!(total > 0.0, "the truth has no {what}");
+    }
+    let text = detail(&exp, &act);
+    (compare(&exp, &act), t, text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kpi_equals_the_truth_when_defects_are_recoverable() {
     let dir = tempfile::tempdir().unwrap();
     let rates: Vec<(DefectClass, f64)> = RECOVERABLE.iter().map(|c| (*c, 0.08)).collect();
-    let (diffs, t) = run(&config(21, &rates), dir.path()).await;
+    let (diffs, t, _) = run(&config(35, &rates), dir.path()).await;
     let (encounters, admitted, stays) = truth_counts(&t);
     eprintln!("truth: {encounters} encounters, {admitted} admitted, {stays} stays; recoverable defects at 8 %\n{}", summary(&diffs));
     for (name, d) in &diffs {
@@ -105,8 +112,8 @@ async fn destructive_defects_cause_bounded_divergence() {
         .chain(DESTRUCTIVE.iter())
         .map(|c| (*c, 0.05))
         .collect();
-    let (diffs, _) = run(&config(21, &rates), dir.path()).await;
-    eprintln!("all defect classes at 5 %:\n{}", summary(&diffs));
+    let (diffs, _, text) = run(&config(35, &rates), dir.path()).await;
+    eprintln!("all defect classes at 5 %:\n{}{text}", summary(&diffs));
     let share = |name: &str| {
         let d = &diffs[name];
         d.differing.len() as f64 / d.cells.max(1) as f64
@@ -121,8 +128,8 @@ async fn destructive_defects_cause_bounded_divergence() {
 async fn divergence_by_defect_class() {
     for class in DESTRUCTIVE {
         let dir = tempfile::tempdir().unwrap();
-        let (diffs, _) = run(&config(21, &[(class, 0.05)]), dir.path()).await;
-        eprintln!("{} at 5 %:\n{}", class.id(), summary(&diffs));
+        let (diffs, _, text) = run(&config(35, &[(class, 0.05)]), dir.path()).await;
+        eprintln!("=== {} at 5 %:\n{}{text}", class.id(), summary(&diffs));
         eprintln!("{}", examples(&diffs, 2));
     }
 }

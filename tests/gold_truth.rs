@@ -819,6 +819,63 @@ pub fn compare(expected: &Kpis, actual: &Kpis) -> BTreeMap<&'static str, Diff> {
     out
 }
 
+/// Names of each KPI's values, in order.
+pub fn value_names(kpi: &str) -> Vec<&'static str> {
+    match kpi {
+        "census_hourly" => CENSUS_COLUMNS.to_vec(),
+        "bottlenecks" => vec!["hours", "peak"],
+        "midnight_census" => vec!["occupied_bed_days", "available_bed_days", "same_day_stays"],
+        "occupancy_current" => vec![
+            "occupied", "staffed", "female", "male", "other", "unknown_sex", "age_0_17", "age_18_44", "age_45_64", "age_65_84", "age_85_plus",
+            "age_unknown",
+        ],
+        "occupancy_current_hospital" => vec!["inpatient_occupied", "inpatient_staffed", "ed_occupied", "ed_staffed"],
+        "sex_distribution" => vec!["occupied", "share_pct"],
+        "alos_department_monthly" | "alos_hospital_monthly" => vec!["discharges", "los_hours_total", "alos_hours", "los_days_total", "same_day"],
+        "age_band_monthly" => vec!["admissions", "discharges", "los_hours_total", "alos_hours", "bed_hours", "census_hours"],
+        "los_patient" => vec!["admissions", "discharges", "los_hours_total", "alos_hours", "in_house", "current_los_hours"],
+        "current_los" => vec!["current_los_hours"],
+        "admission_wait" => vec!["n", "median", "p90", "mean", "max", "over_4h"],
+        _ => vec![],
+    }
+}
+
+/// Per KPI and value: cells that differ, and the relative absolute error Σ|gold − truth| / Σ|truth| over
+/// the cells present on both sides (rows present on one side only are counted apart).
+pub fn detail(expected: &Kpis, actual: &Kpis) -> String {
+    let mut s = String::new();
+    for (name, exp) in expected {
+        let empty = Kpi::new();
+        let act = actual.get(name).unwrap_or(&empty);
+        let only_truth = exp.keys().filter(|k| !act.contains_key(*k)).count();
+        let only_gold = act.keys().filter(|k| !exp.contains_key(*k)).count();
+        s.push_str(&format!("  {name}: {} rows; {only_truth} only in truth, {only_gold} only in gold\n", exp.len()));
+        for (i, col) in value_names(name).iter().enumerate() {
+            let (mut n, mut differ, mut err, mut tot) = (0, 0, 0.0, 0.0);
+            for (k, e) in exp {
+                let Some(a) = act.get(k) else { continue };
+                let (x, y) = (e[i], a[i]);
+                if x == NONE && y == NONE {
+                    continue;
+                }
+                n += 1;
+                if (x - y).abs() > 0.01 {
+                    differ += 1;
+                }
+                err += (x.max(0.0) - y.max(0.0)).abs();
+                tot += x.max(0.0).abs();
+            }
+            if differ > 0 {
+                s.push_str(&format!(
+                    "      {col:<22} {differ:>6} of {n:>6} cells differ; relative error {:.2} %\n",
+                    if tot > 0.0 { err * 100.0 / tot } else { 0.0 }
+                ));
+            }
+        }
+    }
+    s
+}
+
 /// A one-line-per-KPI summary of a comparison.
 pub fn summary(diffs: &BTreeMap<&'static str, Diff>) -> String {
     let mut s = String::new();

@@ -466,10 +466,19 @@ impl AdtIngestor {
                 serde_json::json!("bronze.adt"),
             ),
         ]);
-        let version = self
+        let version = match self
             .lake
             .append(ADT_MESSAGES, batches, markers, metadata)
-            .await?;
+            .await
+        {
+            Ok(v) => v,
+            Err(e) => {
+                // The index already holds this batch's keys: force a reload so that a retry of the
+                // batch is not mistaken for a re-delivery.
+                index.version = -2;
+                return Err(e);
+            }
+        };
         index.version = version;
         *report
             .rows_written
