@@ -61,7 +61,11 @@ fn config(days: u32, rates: &[(DefectClass, f64)]) -> SimConfig {
 async fn run(
     cfg: &SimConfig,
     dir: &Path,
-) -> (std::collections::BTreeMap<&'static str, Diff>, Truth) {
+) -> (
+    std::collections::BTreeMap<&'static str, Diff>,
+    Truth,
+    String,
+) {
     let data = generate(cfg, dir);
     let lake = Lake::open(dir.join("lake").to_str().unwrap())
         .await
@@ -74,7 +78,12 @@ async fn run(
     let exp = expected(&t, as_of);
     // The comparison must not be vacuous.
     let census = &exp["census_hourly"];
-    for (i, what) in [(1, "occupied bed-hours"), (13, "admissions"), (15, "transfers"), (17, "ED boarding hours")] {
+    for (i, what) in [
+        (1, "occupied bed-hours"),
+        (13, "admissions"),
+        (15, "transfers"),
+        (17, "ED boarding hours"),
+    ] {
         let total: f64 = census.values().map(|v| v[i]).sum();
         assert!(total > 0.0, "the truth has no {what}");
     }

@@ -826,14 +826,49 @@ pub fn value_names(kpi: &str) -> Vec<&'static str> {
         "bottlenecks" => vec!["hours", "peak"],
         "midnight_census" => vec!["occupied_bed_days", "available_bed_days", "same_day_stays"],
         "occupancy_current" => vec![
-            "occupied", "staffed", "female", "male", "other", "unknown_sex", "age_0_17", "age_18_44", "age_45_64", "age_65_84", "age_85_plus",
+            "occupied",
+            "staffed",
+            "female",
+            "male",
+            "other",
+            "unknown_sex",
+            "age_0_17",
+            "age_18_44",
+            "age_45_64",
+            "age_65_84",
+            "age_85_plus",
             "age_unknown",
         ],
-        "occupancy_current_hospital" => vec!["inpatient_occupied", "inpatient_staffed", "ed_occupied", "ed_staffed"],
+        "occupancy_current_hospital" => vec![
+            "inpatient_occupied",
+            "inpatient_staffed",
+            "ed_occupied",
+            "ed_staffed",
+        ],
         "sex_distribution" => vec!["occupied", "share_pct"],
-        "alos_department_monthly" | "alos_hospital_monthly" => vec!["discharges", "los_hours_total", "alos_hours", "los_days_total", "same_day"],
-        "age_band_monthly" => vec!["admissions", "discharges", "los_hours_total", "alos_hours", "bed_hours", "census_hours"],
-        "los_patient" => vec!["admissions", "discharges", "los_hours_total", "alos_hours", "in_house", "current_los_hours"],
+        "alos_department_monthly" | "alos_hospital_monthly" => vec![
+            "discharges",
+            "los_hours_total",
+            "alos_hours",
+            "los_days_total",
+            "same_day",
+        ],
+        "age_band_monthly" => vec![
+            "admissions",
+            "discharges",
+            "los_hours_total",
+            "alos_hours",
+            "bed_hours",
+            "census_hours",
+        ],
+        "los_patient" => vec![
+            "admissions",
+            "discharges",
+            "los_hours_total",
+            "alos_hours",
+            "in_house",
+            "current_los_hours",
+        ],
         "current_los" => vec!["current_los_hours"],
         "admission_wait" => vec!["n", "median", "p90", "mean", "max", "over_4h"],
         _ => vec![],
@@ -849,7 +884,10 @@ pub fn detail(expected: &Kpis, actual: &Kpis) -> String {
         let act = actual.get(name).unwrap_or(&empty);
         let only_truth = exp.keys().filter(|k| !act.contains_key(*k)).count();
         let only_gold = act.keys().filter(|k| !exp.contains_key(*k)).count();
-        s.push_str(&format!("  {name}: {} rows; {only_truth} only in truth, {only_gold} only in gold\n", exp.len()));
+        s.push_str(&format!(
+            "  {name}: {} rows; {only_truth} only in truth, {only_gold} only in gold\n",
+            exp.len()
+        ));
         for (i, col) in value_names(name).iter().enumerate() {
             let (mut n, mut differ, mut err, mut tot) = (0, 0, 0.0, 0.0);
             for (k, e) in exp {

@@ -219,7 +219,11 @@ fn parse_file(
                     flagged,
                 }));
             }
-            Err(e) => last_error = format!("{} (profile {})", e, profile.name),
+            // Report the first profile's reason: it is the one the file name matched best.
+            Err(e) if last_error.is_empty() => {
+                last_error = format!("{} (profile {})", e, profile.name)
+            }
+            Err(_) => {}
         }
     }
     Err(last_error)
