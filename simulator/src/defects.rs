@@ -165,36 +165,52 @@ impl Sampler {
     }
 }
 
+/// Number of sources.
+const SOURCES: usize = 4;
+const ALL_SOURCES: [Source; SOURCES] = [
+    Source::Adt,
+    Source::EhrPatients,
+    Source::EhrEncounters,
+    Source::Departments,
+];
+
 /// Samplers and tallies of one injection context (one hospital's ADT feed, or the EHR extracts).
+/// Indexed by (class, source) in flat arrays: `offer` runs a dozen times per message.
 #[derive(Debug, Clone)]
 pub struct Injector {
     pub rng: SimRng,
-    samplers: BTreeMap<(DefectClass, Source), Sampler>,
-    rates: BTreeMap<DefectClass, f64>,
-    pub tally: BTreeMap<(DefectClass, Source), DefectTally>,
+    samplers: Vec<Option<Sampler>>,
+    rates: [f64; 14],
+    tally: Vec<DefectTally>,
+}
+
+fn slot(class: DefectClass, source: Source) -> usize {
+    class as usize * SOURCES + source as usize
 }
 
 impl Injector {
-    /// Injector with per-class rates.
+    /// Injector with per-class rates (missing classes: 0).
     pub fn new(rates: BTreeMap<DefectClass, f64>, rng: SimRng) -> Self {
+        let mut r = [0.0; 14];
+        for (c, v) in rates {
+            r[c as usize] = v;
+        }
         Injector {
             rng,
-            samplers: BTreeMap::new(),
-            rates,
-            tally: BTreeMap::new(),
+            samplers: vec![None; ALL_CLASSES.len() * SOURCES],
+            rates: r,
+            tally: vec![DefectTally::default(); ALL_CLASSES.len() * SOURCES],
         }
     }
 
     /// Offer one record to `class` at `source`; returns whether to inject. Counts the offer.
     pub fn offer(&mut self, class: DefectClass, source: Source) -> bool {
-        let rate = self.rates.get(&class).copied().unwrap_or(0.0);
+        let i = slot(class, source);
         let rng = &mut self.rng;
-        let s = self
-            .samplers
-            .entry((class, source))
-            .or_insert_with(|| Sampler::new(rate, rng));
+        let rate = self.rates[class as usize];
+        let s = self.samplers[i].get_or_insert_with(|| Sampler::new(rate, rng));
         let hit = s.offer(rng);
-        let t = self.tally.entry((class, source)).or_default();
+        let t = &mut self.tally[i];
         t.offered += 1;
         if hit {
             t.injected += 1;
@@ -205,9 +221,22 @@ impl Injector {
     /// Count an offer that was accepted earlier but could not be carried out (e.g. an
     /// out-of-order hold whose encounter had no further message in the run).
     pub fn retract(&mut self, class: DefectClass, source: Source) {
-        if let Some(t) = self.tally.get_mut(&(class, source)) {
-            t.injected = t.injected.saturating_sub(1);
+        let t = &mut self.tally[slot(class, source)];
+        t.injected = t.injected.saturating_sub(1);
+    }
+
+    /// Offered/injected counts of every (class, source) that was offered at least once.
+    pub fn tally(&self) -> BTreeMap<(DefectClass, Source), DefectTally> {
+        let mut out = BTreeMap::new();
+        for c in ALL_CLASSES {
+            for s in ALL_SOURCES {
+                let t = self.tally[slot(c, s)];
+                if t.offered > 0 {
+                    out.insert((c, s), t);
+                }
+            }
         }
+        out
     }
 }
 

@@ -395,10 +395,10 @@ impl EhrWriter {
             return;
         }
         if self.inj.offer(DC::PlaceholderDate, src) {
-            let (col, t) = if self.inj.rng.chance(0.5) || disch.is_none() {
-                (5, r.times[0].1)
-            } else {
-                (7, disch.expect("some"))
+            let coin = self.inj.rng.chance(0.5);
+            let (col, t) = match (coin, disch) {
+                (false, Some(d)) => (7, d),
+                _ => (5, r.times[0].1),
             };
             r.fields[col] = if self.inj.rng.chance(0.5) {
                 "1900-01-01T00:00:00Z"

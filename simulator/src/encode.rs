@@ -415,7 +415,7 @@ mod tests {
         (m, table)
     }
 
-    fn field<'a>(seg: &'a str, n: usize) -> &'a str {
+    fn field(seg: &str, n: usize) -> &str {
         seg.split('|').nth(n).unwrap_or("")
     }
 

@@ -20,6 +20,9 @@ pub struct Engine {
     /// Run start / end instants (seconds).
     pub start: i64,
     pub end: i64,
+    /// Run hospitals on parallel threads in `run_until` (worth it for day-sized steps, not for
+    /// the stream's hour-sized ones).
+    pub parallel: bool,
 }
 
 impl Engine {
@@ -62,6 +65,7 @@ impl Engine {
             start_day,
             start,
             end,
+            parallel: true,
         })
     }
 
@@ -70,11 +74,20 @@ impl Engine {
         self.sims.iter().map(|s| &s.plan).collect()
     }
 
-    /// Advance every hospital to `t` (exclusive).
+    /// Advance every hospital to `t` (exclusive). Hospitals are independent (own state, own
+    /// random streams), so they run on parallel threads without affecting the output.
     pub fn run_until(&mut self, t: i64) {
-        for s in &mut self.sims {
-            s.run_until(t);
+        if self.sims.len() == 1 || !self.parallel {
+            for s in &mut self.sims {
+                s.run_until(t);
+            }
+            return;
         }
+        std::thread::scope(|scope| {
+            for s in &mut self.sims {
+                scope.spawn(move || s.run_until(t));
+            }
+        });
     }
 
     /// Messages delivered before `limit_ms`, merged over hospitals in delivery order

@@ -315,8 +315,8 @@ pub fn generate(cfg: &SimConfig, out: &Path) -> Result<Summary, SimError> {
         files_written: 0,
         bytes_written: 0,
     };
-    let mut tallies: Vec<&BTreeMap<(DefectClass, Source), DefectTally>> =
-        vec![&dep_inj.tally, &ehr.inj.tally];
+    let mut tallies: Vec<BTreeMap<(DefectClass, Source), DefectTally>> =
+        vec![dep_inj.tally(), ehr.inj.tally()];
     for sim in &engine.sims {
         for (k, v) in &sim.counts.events {
             *summary.adt_events_by_type.entry(k.to_string()).or_default() += v;
@@ -334,9 +334,9 @@ pub fn generate(cfg: &SimConfig, out: &Path) -> Result<Summary, SimError> {
                 .entry(k.to_string())
                 .or_default() += v;
         }
-        tallies.push(&sim.inj.tally);
+        tallies.push(sim.inj.tally());
     }
-    for t in tallies {
+    for t in &tallies {
         for ((class, source), v) in t {
             let e = summary
                 .defect_tally

@@ -1580,21 +1580,19 @@ impl HospSim {
             );
             return None;
         }
-        if ev == "A03"
-            && admit_t.is_some()
-            && disch_t.is_some()
-            && self.inj.offer(DC::DischargeBeforeAdmit, Source::Adt)
-        {
-            let wrong = admit_t.expect("some") - self.inj.rng.range_i64(60, 72 * 60) * MINUTE;
-            m.discharge = TimeVal::At(wrong);
-            self.record(
-                &id,
-                DC::DischargeBeforeAdmit,
-                Some("visit.discharge_time"),
-                disch_t.map(time::rfc3339_utc),
-                hl7_note("PV1-45"),
-            );
-            return None;
+        if let (true, Some(admit), Some(_)) = (ev == "A03", admit_t, disch_t) {
+            if self.inj.offer(DC::DischargeBeforeAdmit, Source::Adt) {
+                let wrong = admit - self.inj.rng.range_i64(60, 72 * 60) * MINUTE;
+                m.discharge = TimeVal::At(wrong);
+                self.record(
+                    &id,
+                    DC::DischargeBeforeAdmit,
+                    Some("visit.discharge_time"),
+                    disch_t.map(time::rfc3339_utc),
+                    hl7_note("PV1-45"),
+                );
+                return None;
+            }
         }
         if ev != "A08" && self.inj.offer(DC::ConflictingIdentity, Source::Adt) {
             let r = self.inj.rng.f64();
@@ -1767,21 +1765,19 @@ impl HospSim {
                 return None;
             }
         }
-        if matches!(ev, "A01" | "A02" | "A03" | "A04")
-            && m.loc.is_some()
-            && self.inj.offer(DC::UnknownDepartment, Source::Adt)
-        {
-            let code = names::UNKNOWN_DEPTS[self.inj.rng.index(names::UNKNOWN_DEPTS.len())];
-            let l = m.loc.as_mut().expect("some");
-            let clean = std::mem::replace(&mut l.dept, code.to_string());
-            self.record(
-                &id,
-                DC::UnknownDepartment,
-                Some("visit.department"),
-                Some(clean),
-                hl7_note("PV1-3.1"),
-            );
-            return None;
+        if let (true, Some(l)) = (matches!(ev, "A01" | "A02" | "A03" | "A04"), m.loc.as_mut()) {
+            if self.inj.offer(DC::UnknownDepartment, Source::Adt) {
+                let code = names::UNKNOWN_DEPTS[self.inj.rng.index(names::UNKNOWN_DEPTS.len())];
+                let clean = std::mem::replace(&mut l.dept, code.to_string());
+                self.record(
+                    &id,
+                    DC::UnknownDepartment,
+                    Some("visit.department"),
+                    Some(clean),
+                    hl7_note("PV1-3.1"),
+                );
+                return None;
+            }
         }
         if self.inj.offer(DC::InvalidSexCode, Source::Adt) {
             let code = names::INVALID_SEX[self.inj.rng.index(names::INVALID_SEX.len())];

@@ -40,7 +40,8 @@ pub struct AdtStream {
 
 /// Stream the ADT feed of `cfg` (same messages, same bytes as `generate` writes to `adt/`).
 pub fn stream(cfg: &SimConfig) -> Result<AdtStream, SimError> {
-    let engine = Engine::new(cfg)?;
+    let mut engine = Engine::new(cfg)?;
+    engine.parallel = false;
     let clock = engine.start;
     Ok(AdtStream {
         engine,
