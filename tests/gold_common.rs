@@ -197,7 +197,7 @@ pub struct TPatient {
     pub from: DateTime<Utc>,
     pub to: Option<DateTime<Utc>>,
     pub sex: String,
-    pub birth: NaiveDate,
+    pub birth: Option<NaiveDate>,
 }
 
 /// A truth department version.
@@ -292,8 +292,10 @@ impl Truth {
                     from: parse_ts(&r["valid_from_utc"]),
                     to: opt_time(&r["valid_to_utc"]),
                     sex: r["sex"].clone(),
-                    birth: NaiveDate::parse_from_str(&r["birth_date"], "%Y-%m-%d")
-                        .expect("birth date"),
+                    birth: Some(
+                        NaiveDate::parse_from_str(&r["birth_date"], "%Y-%m-%d")
+                            .expect("birth date"),
+                    ),
                 });
         }
         for r in records(&data.join("truth/department_history.csv")) {
@@ -321,6 +323,121 @@ impl Truth {
             .sort_by(|a, b| (&a.encounter, a.start).cmp(&(&b.encounter, b.start)));
         for v in t.patients.values_mut() {
             v.sort_by_key(|p| p.from);
+        }
+        t
+    }
+
+    /// Silver's view of the same facts (its stays, encounters and SCD2 dimensions), in the truth's shape:
+    /// KPIs computed from it by the independent test code must equal Gold's exactly, whatever defects
+    /// the sources had — Gold adds no error of its own.
+    pub async fn from_silver(lake: &Lake) -> Truth {
+        use patientflow_core::silver;
+        let mut t = Truth::default();
+        let all = [
+            silver::HOSPITALS,
+            silver::DIM_DEPARTMENT,
+            silver::DIM_PATIENT,
+            silver::ENCOUNTERS,
+            silver::LOCATION_STAYS,
+        ];
+        let split = |k: &str| {
+            k.split_once('|')
+                .map(|(_, v)| v.to_string())
+                .unwrap_or_default()
+        };
+        for r in rows(
+            lake,
+            &all,
+            "SELECT hospital_id, time_zone FROM silver_hospitals",
+        )
+        .await
+        {
+            t.zones.insert(
+                text(&r, "hospital_id").unwrap(),
+                text(&r, "time_zone").unwrap().parse().expect("zone"),
+            );
+        }
+        for r in rows(lake, &all, "SELECT * FROM silver_location_stays").await {
+            t.stays.push(TStay {
+                encounter: split(&text(&r, "encounter_key").unwrap()),
+                patient: split(&text(&r, "patient_key").unwrap_or_default()),
+                hospital: text(&r, "hospital_id").unwrap(),
+                dept: text(&r, "department").unwrap_or_default(),
+                start: instant(&r, "start_time").unwrap(),
+                end: instant(&r, "end_time"),
+            });
+        }
+        for r in rows(lake, &all, "SELECT * FROM silver_encounters").await {
+            let status = text(&r, "status").unwrap_or_default();
+            let admitted = matches!(status.as_str(), "admitted" | "discharged");
+            let arrival = instant(&r, "arrival_time").or(instant(&r, "admit_time"));
+            let Some(arrival) = arrival else { continue };
+            t.encounters.push(TEncounter {
+                id: split(&text(&r, "encounter_key").unwrap()),
+                patient: split(&text(&r, "patient_key").unwrap_or_default()),
+                hospital: text(&r, "hospital_id").unwrap(),
+                arrival,
+                decision: None,
+                admit: instant(&r, "admit_time").filter(|_| admitted),
+                discharge: instant(&r, "discharge_time").filter(|_| status == "discharged"),
+                cancelled: !admitted,
+                first_department: text(&r, "first_department").unwrap_or_default(),
+                last_department: text(&r, "last_department").unwrap_or_default(),
+            });
+        }
+        for r in rows(
+            lake,
+            &all,
+            "SELECT patient_key, valid_from, valid_to, sex, birth_date FROM silver_dim_patient",
+        )
+        .await
+        {
+            t.patients
+                .entry(split(&text(&r, "patient_key").unwrap()))
+                .or_default()
+                .push(TPatient {
+                    from: instant(&r, "valid_from").unwrap(),
+                    to: instant(&r, "valid_to"),
+                    sex: text(&r, "sex").unwrap_or_default(),
+                    birth: text(&r, "birth_date")
+                        .map(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").expect("birth date")),
+                });
+        }
+        for r in rows(lake, &all, "SELECT * FROM silver_dim_department").await {
+            t.depts
+                .entry((
+                    text(&r, "hospital_id").unwrap(),
+                    text(&r, "department_code").unwrap(),
+                ))
+                .or_default()
+                .push(TDept {
+                    from: instant(&r, "valid_from").unwrap(),
+                    to: instant(&r, "valid_to"),
+                    kind: text(&r, "department_type").unwrap_or_default(),
+                    staffed: int(&r, "staffed_beds"),
+                });
+        }
+        // A stay without a patient belongs to its encounter's patient (as Gold reads it).
+        let owners: HashMap<(String, String), String> = t
+            .encounters
+            .iter()
+            .map(|e| ((e.hospital.clone(), e.id.clone()), e.patient.clone()))
+            .collect();
+        for st in &mut t.stays {
+            if st.patient.is_empty() {
+                st.patient = owners
+                    .get(&(st.hospital.clone(), st.encounter.clone()))
+                    .cloned()
+                    .unwrap_or_default();
+            }
+        }
+        t.stays
+            .sort_by(|a, b| (&a.encounter, a.start).cmp(&(&b.encounter, b.start)));
+        for v in t.patients.values_mut() {
+            v.sort_by_key(|p| p.from);
+        }
+        for v in t.depts.values_mut() {
+            v.sort_by_key(|d| d.from);
         }
         t
     }

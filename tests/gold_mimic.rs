@@ -173,6 +173,16 @@ async fn mimic_fhir_demo_census_and_length_of_stay_match_its_transfers() {
         census.len(),
         differing.len()
     );
+    for ((dept, hour), want, got) in differing.iter().take(6) {
+        let sql = format!(
+            "SELECT encounter_key, stay_seq, start_time, end_time, start_event, end_event FROM gold_fact_location_stay \
+             WHERE department_code = '{dept}' AND start_time <= '{}' AND (end_time IS NULL OR end_time > '{}')",
+            hour.to_rfc3339(),
+            hour.to_rfc3339()
+        );
+        let stays = rows(&lake, &gold::TABLES, &sql).await;
+        eprintln!("{dept} {hour}: want {want} got {got}: {stays:?}");
+    }
     assert!(
         differing.is_empty(),
         "census differs: {:?}",

@@ -99,6 +99,68 @@ async fn gold_sql_endpoint_is_read_only_and_gold_only() {
         .to_string();
     assert!(err.contains("silver_encounters"), "{err}");
 
+    // Every Gold table has a Synapse view whose columns and types match its Delta schema
+    // (dim_patient's view lists the attributes known today; new ones are added as they appear).
+    let views = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../synapse/01_gold_views.sql"),
+    )
+    .unwrap();
+    for table in patientflow_core::gold::TABLES {
+        let info = patientflow_core::serving::tables::describe(&lake, table)
+            .await
+            .unwrap();
+        let marker = format!("CREATE OR ALTER VIEW gold.{} AS", table.name);
+        let at = views
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no Synapse view for {table}"));
+        let body = &views[at..];
+        let body = &body[body.find("WITH (").unwrap() + 6..body.find(") AS rows;").unwrap()];
+        let view_cols: Vec<(String, String)> = body
+            .lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                Some((w.next()?.to_string(), w.next()?.to_string()))
+            })
+            .collect();
+        let delta_cols: std::collections::BTreeMap<String, String> = info
+            .columns
+            .iter()
+            .map(|c| {
+                let (n, t) = c.split_once(": ").unwrap();
+                (n.to_string(), t.to_string())
+            })
+            .collect();
+        for (name, sql_type) in &view_cols {
+            let delta_type = delta_cols.get(name).unwrap_or_else(|| {
+                panic!("view gold.{} has {name}, the table has not", table.name)
+            });
+            let expected = match delta_type.as_str() {
+                "string" => "VARCHAR",
+                "long" => "BIGINT",
+                "integer" => "INT",
+                "double" => "FLOAT",
+                "boolean" => "BIT",
+                "timestamp" => "DATETIME2",
+                "date" => "DATE",
+                other => panic!("{table}.{name}: unexpected Delta type {other}"),
+            };
+            assert!(
+                sql_type.starts_with(expected),
+                "{table}.{name}: Delta {delta_type}, view {sql_type}"
+            );
+        }
+        if table != patientflow_core::gold::DIM_PATIENT {
+            assert_eq!(
+                view_cols.len(),
+                delta_cols.len(),
+                "gold.{} view lists {:?}, table has {:?}",
+                table.name,
+                view_cols.iter().map(|c| &c.0).collect::<Vec<_>>(),
+                delta_cols.keys().collect::<Vec<_>>()
+            );
+        }
+    }
+
     // The row limit still applies.
     let r = run_gold(
         &lake,

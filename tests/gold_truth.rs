@@ -128,15 +128,25 @@ pub fn expected(t: &Truth, as_of: DateTime<Utc>) -> Kpis {
     let encs: HashMap<&str, &TEncounter> =
         t.encounters.iter().map(|e| (e.id.as_str(), e)).collect();
     let admitted = |e: &TEncounter| e.admit.is_some() && !e.cancelled;
+    // The admission stay: the first stay in a non-emergency department; without one, the stay holding
+    // the admission time (docs/kpis.md §0).
     let admission_stay = |enc: &str| -> Option<usize> {
         let e = encs.get(enc)?;
         if !admitted(e) {
             return None;
         }
-        by_enc
-            .get(enc)?
+        let stays = by_enc.get(enc)?;
+        let admit = e.admit?;
+        stays
             .iter()
             .position(|s| !t.is_ed(&s.hospital, &s.dept))
+            .or_else(|| {
+                stays
+                    .iter()
+                    .position(|s| s.start <= admit && s.end.is_none_or(|x| admit < x))
+            })
+            .or_else(|| stays.iter().rposition(|s| s.start <= admit))
+            .or(Some(0))
     };
 
     // ---- hourly census ----
@@ -190,7 +200,9 @@ pub fn expected(t: &Truth, as_of: DateTime<Utc>) -> Kpis {
                     hr,
                     2 + sex_index(p.map(|p| p.sex.as_str())),
                 );
-                let b = p.map_or("unknown", |p| band(age(p.birth, hr)));
+                let b = p
+                    .and_then(|p| p.birth)
+                    .map_or("unknown", |b| band(age(b, hr)));
                 bump(&s.hospital, &s.dept, hr, 6 + band_index(b));
                 hr += Duration::hours(1);
             }
@@ -342,7 +354,10 @@ pub fn expected(t: &Truth, as_of: DateTime<Utc>) -> Kpis {
             for s in &occupants {
                 let p = t.patient_at(&s.patient, as_of);
                 v[2 + sex_index(p.map(|p| p.sex.as_str()))] += 1.0;
-                v[6 + band_index(p.map_or("unknown", |p| band(age(p.birth, as_of))))] += 1.0;
+                v[6 + band_index(
+                    p.and_then(|p| p.birth)
+                        .map_or("unknown", |b| band(age(b, as_of))),
+                )] += 1.0;
             }
             for (i, g) in SEXES.iter().enumerate() {
                 let share = if v[0] > 0.0 {
@@ -378,50 +393,53 @@ pub fn expected(t: &Truth, as_of: DateTime<Utc>) -> Kpis {
         }
         let zone = t.zones[&e.hospital];
         let stays = by_enc.get(e.id.as_str()).cloned().unwrap_or_default();
-        let Some(adm) = admission_stay(&e.id) else {
-            continue;
-        };
+        let adm = admission_stay(&e.id);
         let admit = e.admit.unwrap();
-        let arrival = stays.first().map_or(e.arrival, |s| s.start.min(admit));
+        let arrival = stays.first().map_or(e.arrival, |s| s.start.min(e.arrival));
         let p = t.patient_at(&e.patient, arrival);
-        let b = p.map_or("unknown", |p| band(age(p.birth, admit)));
-        let adm_dept = &stays[adm].dept;
-        let pk = key(&e.hospital, &e.patient);
-        let pe = patients.entry(pk).or_default();
+        let b = p
+            .and_then(|p| p.birth)
+            .map_or("unknown", |b| band(age(b, admit)));
+        let adm_dept = adm.map(|i| stays[i].dept.clone()).unwrap_or_default();
+        let last = stays
+            .last()
+            .map_or(e.last_department.clone(), |s| s.dept.clone());
+        let mut unused = [0.0; 5];
+        let pe = if e.patient.is_empty() {
+            &mut unused
+        } else {
+            patients.entry(key(&e.hospital, &e.patient)).or_default()
+        };
         pe[0] += 1.0;
-        age_band
-            .entry(format!(
-                "{}|{}|{}|{b}",
-                e.hospital,
-                adm_dept,
-                month(admit, zone)
-            ))
-            .or_default()[0] += 1.0;
+        if adm.is_some() {
+            let k = format!("{}|{}|{}|{b}", e.hospital, adm_dept, month(admit, zone));
+            age_band.entry(k).or_default()[0] += 1.0;
+        }
         if let Some(dis) = e.discharge {
             let los = hours(dis - admit);
             let days = (local_date(dis, zone) - local_date(admit, zone)).num_days() as f64;
-            let last = &stays.last().unwrap().dept;
-            for (m, k) in [
-                (
+            let mut targets = vec![(
+                &mut alos_hosp,
+                format!("{}|{}", e.hospital, month(dis, zone)),
+            )];
+            if !last.is_empty() {
+                targets.push((
                     &mut alos_dept,
                     format!("{}|{last}|{}", e.hospital, month(dis, zone)),
-                ),
-                (
-                    &mut alos_hosp,
-                    format!("{}|{}", e.hospital, month(dis, zone)),
-                ),
-            ] {
+                ));
+                let ab = age_band
+                    .entry(format!("{}|{last}|{}|{b}", e.hospital, month(dis, zone)))
+                    .or_default();
+                ab[1] += 1.0;
+                ab[2] += los;
+            }
+            for (m, k) in targets {
                 let a = m.entry(k).or_default();
                 a[0] += 1.0;
                 a[1] += los;
                 a[2] += days;
                 a[3] += f64::from(days == 0.0);
             }
-            let ab = age_band
-                .entry(format!("{}|{last}|{}|{b}", e.hospital, month(dis, zone)))
-                .or_default();
-            ab[1] += 1.0;
-            ab[2] += los;
             pe[1] += 1.0;
             pe[2] += los;
         } else {
@@ -430,9 +448,7 @@ pub fn expected(t: &Truth, as_of: DateTime<Utc>) -> Kpis {
             pe[4] = pe[4].max(cur);
             current_los.insert(key(&e.hospital, &e.id), vec![cur]);
         }
-        if t.is_ed(&e.hospital, &e.first_department)
-            && stays.first().is_some_and(|s| t.is_ed(&s.hospital, &s.dept))
-        {
+        if adm.is_some() && stays.first().is_some_and(|s| t.is_ed(&s.hospital, &s.dept)) {
             let wait = (admit - arrival).num_seconds() as f64 / 60.0;
             let (m, hr) = (
                 month(arrival, zone).to_string(),

@@ -133,7 +133,8 @@ MHA02|W1,1,ED,2026-01-12T14:00:00Z,,A04,,adt
          MHA01|MED,32,2026-01-01T06:00:00Z,2026-01-10T06:00:00Z,false,inactive\n\
          MHA01|MED,38,2026-01-10T06:00:00Z,,true,active\n"
     );
-    assert_eq!(count(&lake, "silver_dim_department", "true").await, 6);
+    // ED, MED ×2, ICU at MHA01 and ED at MHA02; MHA02's BAD row is quarantined (licensed_beds "x").
+    assert_eq!(count(&lake, "silver_dim_department", "true").await, 5);
 
     // Patient SCD2: Jane's A08 address change makes a second version; Rick's second extract brings two new
     // columns, which start a version and are null before; exactly one current row per patient.
@@ -148,8 +149,8 @@ MHA02|W1,1,ED,2026-01-12T14:00:00Z,,A04,,adt
         "patient_key,street,preferred_language,insurance_type,valid_from,valid_to,status\n\
          MHA01|P1,1 Elm St,,,2026-01-12T14:00:00Z,2026-01-13T18:00:00Z,inactive\n\
          MHA01|P1,5 Lake Dr,,,2026-01-13T18:00:00Z,,active\n\
-         MHA01|P2,9 Oak Ave,,,2026-01-12T19:00:00Z,2026-01-14T00:00:00Z,inactive\n\
          MHA01|P2,9 Oak Ave,es,Medicare,2026-01-14T00:00:00Z,,active\n\
+         MHA01|P2,9 Oak Ave,,,2026-01-12T19:00:00Z,2026-01-14T00:00:00Z,inactive\n\
          MHA02|Q1,,en,,2026-01-12T14:00:00Z,,active\n"
     );
     assert_eq!(count(&lake, "silver_dim_patient", "is_current").await, 3);
@@ -273,8 +274,8 @@ async fn late_changes_split_history_and_incremental_equals_full() {
         jane,
         "family_name,street,valid_from,valid_to\n\
          Doe,1 Elm St,2026-01-12T14:00:00Z,2026-01-13T12:00:00Z\n\
-         Doe-Smith,1 Elm St,2026-01-13T12:00:00Z,2026-01-13T18:00:00Z\n\
-         Doe,5 Lake Dr,2026-01-13T18:00:00Z,\n"
+         Doe,5 Lake Dr,2026-01-13T18:00:00Z,\n\
+         Doe-Smith,1 Elm St,2026-01-13T12:00:00Z,2026-01-13T18:00:00Z\n"
     );
     // The A02 of 2026-01-13 16:00 UTC still says "Doe" after the (late) name change: an identity conflict.
     assert_eq!(

@@ -318,7 +318,8 @@ impl EhrWriter {
             return;
         }
         if self.inj.offer(DC::InvalidSexCode, src) {
-            let code = names::INVALID_SEX[self.inj.rng.index(names::INVALID_SEX.len())];
+            let codes = names::invalid_sex_codes(&r.fields[5]);
+            let code = codes[self.inj.rng.index(codes.len())];
             let clean = std::mem::replace(&mut r.fields[5], code.to_string());
             self.rec(src, key, DC::InvalidSexCode, "sex", Some(clean), None);
             return;

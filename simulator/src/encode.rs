@@ -180,6 +180,7 @@ pub fn to_hl7(
     s.push_str(&m.zip);
     s.push_str(seg_end);
     // PV1: 2 class, 3 location, 4 admission type, 6 prior location, 19 visit, 44 admit, 45 discharge
+    let pv1_start = s.len();
     s.push_str("PV1|1|");
     s.push_str(m.class);
     s.push('|');
@@ -223,9 +224,11 @@ pub fn to_hl7(
     }
     match malformed {
         Some(Malformed::Truncated(frac)) => {
-            // Keep MSH, cut somewhere in the rest, end with a terminator so the next message
-            // still starts on a fresh segment.
-            let body = s.len() - msh_end;
+            // Keep MSH, cut somewhere between it and PV1, end with a terminator so the next message
+            // still starts on a fresh segment. The cut always loses the required PV1 segment: a cut
+            // that only shortens the last segment leaves a message HL7 v2 allows (trailing fields
+            // may be omitted), which no receiver can tell from a complete one.
+            let body = pv1_start - msh_end;
             let mut cut =
                 msh_end + 4 + (body.saturating_sub(8) as u64 * frac as u64 / 1000) as usize;
             while !s.is_char_boundary(cut) {

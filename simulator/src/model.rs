@@ -1780,7 +1780,8 @@ impl HospSim {
             }
         }
         if self.inj.offer(DC::InvalidSexCode, Source::Adt) {
-            let code = names::INVALID_SEX[self.inj.rng.index(names::INVALID_SEX.len())];
+            let codes = names::invalid_sex_codes(a.sex_code());
+            let code = codes[self.inj.rng.index(codes.len())];
             m.sex = code.to_string();
             self.record(
                 &id,

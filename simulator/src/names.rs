@@ -601,5 +601,13 @@ pub const UNKNOWN_DEPTS: &[&str] = &[
     "XRAY9", "ONC", "EDX", "MED2", "NICU", "PSYCH", "OR", "REHAB",
 ];
 
-/// Codes used for `invalid_sex_code` defects (not in HL7 table 0001).
-pub const INVALID_SEX: &[&str] = &["X", "female", "male", "2", "1", "FEM", "?"];
+/// Codes used for `invalid_sex_code` defects (not in HL7 table 0001), for a patient whose true code is
+/// `clean`: another spelling of the same sex (`female`, ISO/IEC 5218 `2`, …) or a code that means
+/// nothing. Never a spelling of the other sex, which no receiver could tell from a true value.
+pub fn invalid_sex_codes(clean: &str) -> &'static [&'static str] {
+    match clean {
+        "F" => &["X", "female", "2", "FEM", "?"],
+        "M" => &["X", "male", "1", "?"],
+        _ => &["X", "?"],
+    }
+}

@@ -119,7 +119,7 @@ pub fn write(dir: &Path) -> Fixture {
         "A02",
         "20260113100000-0600",
         pid1,
-        "PV1||I|ICU^3^A^MHA01|||MED^12^B||||||||||||V1",
+        "PV1||I|ICU^3^A^MHA01|||MED^12^B|||||||||||||V1",
     ) + &hl7(
         "M10",
         "A08",

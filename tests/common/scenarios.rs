@@ -217,7 +217,7 @@ pub async fn count(lake: &Lake, table: &str, predicate: &str) -> i64 {
     use deltalake::arrow::array::AsArray;
     let batches = lake
         .sql(
-            &bronze::TABLES,
+            &patientflow_core::serving::tables::known_tables(),
             &format!("SELECT COUNT(*) AS n FROM {table} WHERE {predicate}"),
         )
         .await

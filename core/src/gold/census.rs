@@ -22,7 +22,7 @@ use super::write::Columns;
 use crate::Result;
 
 /// What the census needs of a stay (a `fact_location_stay` row).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CensusStay {
     /// Encounter key.
     pub encounter_key: String,
@@ -400,7 +400,7 @@ mod tests {
             ],
         );
         let mut patients = Patients::default();
-        // Turns 18 at 1970-01-01T00:00Z + 0 days: born 1952-01-01 → 18 at 1970-01-01; use a later birthday.
+        // Born 1952-01-01: 18 (band 18-44) throughout 1970.
         patients.0.insert(
             "H|P".into(),
             vec![PatientVersion {
@@ -476,5 +476,73 @@ mod tests {
         assert_eq!(female[row("MED", 7)], Some(1));
         let band = ints(&b, "occupied_age_18_44").unwrap();
         assert_eq!(band[row("MED", 7)], Some(1));
+    }
+
+    #[test]
+    fn sex_and_age_band_follow_the_patient_version_and_birthday_of_each_hour() {
+        let h = HOUR_US;
+        let codes: BTreeSet<String> = ["MED".to_string()].into();
+        // Born 1952-01-03: turns 18 at 1970-01-03T00:00Z (hour 48). A corrected registration at hour 30
+        // changes the sex from U to F.
+        let mut patients = Patients::default();
+        let birth = NaiveDate::from_ymd_opt(1952, 1, 3);
+        patients.0.insert(
+            "H|P".into(),
+            vec![
+                PatientVersion {
+                    sk: 1,
+                    from: 0,
+                    to: Some(30 * h),
+                    sex: Some("U".into()),
+                    birth,
+                },
+                PatientVersion {
+                    sk: 2,
+                    from: 30 * h,
+                    to: None,
+                    sex: Some("F".into()),
+                    birth,
+                },
+            ],
+        );
+        let mut s = stay(1, "MED", 0, None);
+        s.prev_department = None;
+        s.is_admission_stay = true;
+        let stays = vec![&s];
+        let mut out = CensusRows::default();
+        compute(
+            "H",
+            chrono_tz::UTC,
+            Window { first: 0, last: 59 },
+            &codes,
+            &stays,
+            &patients,
+            &Departments::default(),
+            &mut out,
+        );
+        let b = out.batch().unwrap();
+        use crate::storage::columns::ints;
+        let at = |col: &str, hour: usize| ints(&b, col).unwrap()[hour].unwrap();
+        assert_eq!(
+            (at("occupied_unknown_sex", 29), at("occupied_female", 29)),
+            (1, 0)
+        );
+        assert_eq!(
+            (at("occupied_unknown_sex", 30), at("occupied_female", 30)),
+            (0, 1)
+        );
+        assert_eq!(
+            (at("occupied_age_0_17", 47), at("occupied_age_18_44", 47)),
+            (1, 0)
+        );
+        assert_eq!(
+            (at("occupied_age_0_17", 48), at("occupied_age_18_44", 48)),
+            (0, 1)
+        );
+        assert_eq!(
+            at("occupied_beds", 59),
+            1,
+            "an open stay counts until the last hour"
+        );
     }
 }

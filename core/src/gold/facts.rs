@@ -572,4 +572,75 @@ mod tests {
         assert_eq!(e.los_hours, Some(44.0));
         assert_eq!(e.los_days, Some(2));
     }
+
+    #[test]
+    fn facts_join_the_versions_valid_at_the_event_not_the_current_ones() {
+        use crate::gold::model::PatientVersion;
+        let hour = HOUR_US;
+        let mut departments = Departments::default();
+        let mut med_v1 = dept("MED", "Medical");
+        med_v1.to = Some(10 * hour);
+        let mut med_v2 = dept("MED", "Medical");
+        med_v2.sk = 99;
+        med_v2.staffed = Some(12);
+        med_v2.from = 10 * hour;
+        departments
+            .0
+            .insert(("H".into(), "MED".into()), vec![med_v1, med_v2]);
+        departments
+            .0
+            .insert(("H".into(), "ICU".into()), vec![dept("ICU", "ICU")]);
+        let birth = chrono::NaiveDate::from_ymd_opt(1960, 1, 1);
+        let mut patients = Patients::default();
+        patients.0.insert(
+            "H|P1".into(),
+            vec![
+                PatientVersion {
+                    sk: 1,
+                    from: 0,
+                    to: Some(5 * hour),
+                    sex: Some("F".into()),
+                    birth,
+                },
+                PatientVersion {
+                    sk: 2,
+                    from: 5 * hour,
+                    to: None,
+                    sex: Some("M".into()),
+                    birth,
+                },
+            ],
+        );
+        let enc = SilverEncounter {
+            key: "H|V1".into(),
+            hospital_id: "H".into(),
+            visit_number: None,
+            patient_key: Some("H|P1".into()),
+            patient_class: None,
+            status: "admitted".into(),
+            arrival: Some(hour),
+            admit: Some(hour),
+            discharge: None,
+            first_department: None,
+            last_department: None,
+            source: None,
+            silver_run_id: None,
+        };
+        let stays = vec![
+            stay(1, "MED", hour, Some(12 * hour)),
+            stay(2, "ICU", 12 * hour, None),
+        ];
+        let (e, s) = build(&enc, &stays, &Hospitals::default(), &departments, &patients);
+        // The encounter carries the patient version valid at arrival, not the current one.
+        assert_eq!((e.patient_sk, e.sex.as_deref()), (Some(1), Some("F")));
+        // Each stay: the patient version and department version valid at its start.
+        assert_eq!((s[0].patient_sk, s[0].department_sk), (Some(1), Some(3)));
+        assert_eq!((s[1].patient_sk, s[1].sex.as_deref()), (Some(2), Some("M")));
+        assert_eq!(
+            e.admit_department_sk,
+            Some(3),
+            "MED version valid at the admission, not the later one"
+        );
+        assert!(e.is_open && e.los_hours.is_none(), "open stays have no LOS");
+    }
 }

@@ -7,6 +7,10 @@
 //! one Encounter to the A01/A04 → A02… → A03 events an HL7 feed would have sent; this module serialises
 //! those events as JSON ADT events and derives the reference data from the care units.
 //!
+//! The admission event (A01/A04) is timed at the first location's start — when the patient is placed in
+//! a bed — with `admit_time` (PV1-44) = `period.start`; [`encounter_events`] times it at the earlier of
+//! the two, which would put the patient in the first location before the location history does.
+//!
 //! Two adjustments, both recorded in the result so a caller can apply them to anything it compares with:
 //! - **Dates.** MIMIC shifts every patient into 2110–2201; Silver rightly rejects times that far in the
 //!   future. Each encounter is moved by a whole number of weeks (weekday and time of day kept) so that it
@@ -195,6 +199,18 @@ pub fn convert(
                 }
             };
         out.shift_days.insert(visit, days);
+        // The admission message is sent when the patient is placed in the first location: its event
+        // time is that location's start (the bed assignment), while PV1-44 (`admit_time`) keeps
+        // `period.start`. An encounter whose period starts before its first location therefore has no
+        // bed in between, as its location history says.
+        let first_location = enc["location"][0]["period"]["start"]
+            .as_str()
+            .map(str::to_string);
+        let mut events = events;
+        if let (Some(first), Some(loc)) = (events.first_mut(), first_location) {
+            first.event_time = Some(loc.clone());
+            first.recorded_time = Some(loc);
+        }
         for e in events {
             let unit = |d: &Option<String>| -> Option<String> {
                 d.as_ref()

@@ -628,25 +628,45 @@ async fn build_incremental(
             });
         }
     };
-    let span = |start: i64, end: Option<i64>| (hour_floor(start), end.map_or(i64::MAX, hour_ceil));
-    for s in &stay_facts {
-        let (a, b) = span(s.start, s.end);
-        add(&s.hospital_id, a, b);
-    }
-    if !touched.is_empty() {
+    // Per touched encounter, the hours from the first instant at which its stays (old, in Gold, and
+    // new) differ — a discharge added to an open stay changes the census from the discharge on, not
+    // from the admission — and, for a patient whose sex or birth date history changed, the hours of its
+    // stays from that change on.
+    let new_stays: Vec<CensusStay> = stay_facts.iter().map(CensusStay::from).collect();
+    let old_stays = if touched.is_empty() {
+        Vec::new()
+    } else {
         let sql = format!(
-            "SELECT hospital_id, start_time, end_time FROM {} WHERE {}",
+            "SELECT encounter_key, hospital_id, department_code, patient_key, start_time, end_time, stay_seq, \
+             is_admission_stay, end_reason, prev_department, next_department, boarding_start FROM {} WHERE {}",
             FACT_LOCATION_STAY.sql_name(),
             write::in_list("encounter_key", touched)
         );
-        for b in lake.sql(&[FACT_LOCATION_STAY], &sql).await? {
-            let h = strings(&b, "hospital_id")?;
-            let s = timestamps(&b, "start_time")?;
-            let e = timestamps(&b, "end_time")?;
-            for i in 0..b.num_rows() {
-                if let (Some(h), Some(s)) = (h[i].as_deref(), s[i]) {
-                    let (a, b) = span(time::micros(s), e[i].map(time::micros));
-                    add(h, a, b);
+        census_stays(lake, &sql).await?
+    };
+    let changed_from = patient_change_points(lake, &plan.changed_patients, &patients).await?;
+    let mut pairs: BTreeMap<&str, (Vec<&CensusStay>, Vec<&CensusStay>)> = BTreeMap::new();
+    for s in &old_stays {
+        pairs.entry(&s.encounter_key).or_default().0.push(s);
+    }
+    for s in &new_stays {
+        pairs.entry(&s.encounter_key).or_default().1.push(s);
+    }
+    for (old, new) in pairs.values() {
+        let Some(h) = old.first().or(new.first()).map(|s| s.hospital_id.as_str()) else {
+            continue;
+        };
+        if let Some((from, to)) = stays_difference(old, new) {
+            add(h, hour_floor(from), to.map_or(i64::MAX, hour_ceil));
+        }
+        for s in old.iter().chain(new.iter()) {
+            if let Some(tp) = s.patient_key.as_ref().and_then(|p| changed_from.get(p)) {
+                if s.end.is_none_or(|e| e > *tp) {
+                    add(
+                        h,
+                        hour_floor(s.start.max(*tp)),
+                        s.end.map_or(i64::MAX, hour_ceil),
+                    );
                 }
             }
         }
@@ -674,7 +694,6 @@ async fn build_incremental(
     // and the new stays of the touched ones.
     let mut rows = CensusRows::default();
     let mut predicates = Vec::new();
-    let new_stays: Vec<CensusStay> = stay_facts.iter().map(CensusStay::from).collect();
     for (h, ws) in &windows {
         let overlap: Vec<String> = ws
             .iter()
@@ -788,6 +807,117 @@ async fn build_incremental(
         windows_json(&windows),
         (encounters.len() + stay_facts.len()) as u64,
     ))
+}
+
+/// The first instant at which two versions of an encounter's stays differ for the census, and the end
+/// of what may differ after it (`None`: open); `None` when they do not differ.
+fn stays_difference(old: &[&CensusStay], new: &[&CensusStay]) -> Option<(i64, Option<i64>)> {
+    let i = old
+        .iter()
+        .zip(new.iter())
+        .take_while(|(o, n)| o == n)
+        .count();
+    if i == old.len() && i == new.len() {
+        return None;
+    }
+    let from = match (old.get(i), new.get(i)) {
+        // Same stay start, department and neighbours before it: it differs from its end (or boarding) on.
+        (Some(o), Some(n))
+            if o.department == n.department
+                && o.start == n.start
+                && o.stay_seq == n.stay_seq
+                && o.is_admission_stay == n.is_admission_stay
+                && o.prev_department == n.prev_department
+                && o.patient_key == n.patient_key =>
+        {
+            [o.end, n.end, o.boarding_start, n.boarding_start]
+                .into_iter()
+                .flatten()
+                .min()
+        }
+        (o, n) => [o.map(|s| s.start), n.map(|s| s.start)]
+            .into_iter()
+            .flatten()
+            .min(),
+    };
+    let to = old[i..]
+        .iter()
+        .chain(new[i..].iter())
+        .try_fold(i64::MIN, |acc, s| s.end.map(|e| acc.max(e)));
+    Some((from.unwrap_or(i64::MAX), to))
+}
+
+/// For each patient whose versions changed, the first instant from which the sex or birth date Gold
+/// had (`gold_dim_patient`) and Silver now has may differ.
+async fn patient_change_points(
+    lake: &Lake,
+    changed: &BTreeSet<String>,
+    new: &model::Patients,
+) -> Result<std::collections::HashMap<String, i64>> {
+    let mut out = std::collections::HashMap::new();
+    if changed.is_empty() || lake.open_table(DIM_PATIENT).await?.is_none() {
+        return Ok(out);
+    }
+    let mut old: std::collections::HashMap<
+        String,
+        Vec<(i64, Option<i64>, Option<String>, Option<String>)>,
+    > = std::collections::HashMap::new();
+    let sql = format!(
+        "SELECT patient_key, valid_from, valid_to, sex, CAST(birth_date AS VARCHAR) AS birth FROM {} WHERE {}",
+        DIM_PATIENT.sql_name(),
+        write::in_list("patient_key", changed)
+    );
+    for b in lake.sql(&[DIM_PATIENT], &sql).await? {
+        let k = strings(&b, "patient_key")?;
+        let from = timestamps(&b, "valid_from")?;
+        let to = timestamps(&b, "valid_to")?;
+        let sex = strings(&b, "sex")?;
+        let birth = strings(&b, "birth")?;
+        for i in 0..b.num_rows() {
+            if let (Some(k), Some(f)) = (k[i].clone(), from[i]) {
+                old.entry(k).or_default().push((
+                    time::micros(f),
+                    to[i].map(time::micros),
+                    sex[i].clone(),
+                    birth[i].clone(),
+                ));
+            }
+        }
+    }
+    for key in changed {
+        let mut before = old.remove(key).unwrap_or_default();
+        before.sort_by_key(|v| v.0);
+        let after: Vec<(i64, Option<i64>, Option<String>, Option<String>)> = new
+            .0
+            .get(key)
+            .map(|vs| {
+                vs.iter()
+                    .map(|v| {
+                        (
+                            v.from,
+                            v.to,
+                            v.sex.clone(),
+                            v.birth.map(|d| d.format("%Y-%m-%d").to_string()),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let i = before
+            .iter()
+            .zip(after.iter())
+            .take_while(|(a, b)| a == b)
+            .count();
+        let first = [before.get(i).map(|v| v.0), after.get(i).map(|v| v.0)]
+            .into_iter()
+            .flatten()
+            .min();
+        // The versions before index i are equal, ends included: the histories agree until then.
+        if let Some(t) = first {
+            out.insert(key.clone(), t);
+        }
+    }
+    Ok(out)
 }
 
 /// Census inputs read back from `fact_location_stay`.

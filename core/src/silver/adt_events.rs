@@ -44,6 +44,8 @@ pub struct BronzeAdtRow {
     pub id_conflict: bool,
     /// The message.
     pub payload: String,
+    /// SHA-256 of the payload (hex): with the key, identifies one of several messages sharing an id.
+    pub payload_sha256: String,
     /// File or Event Hub name.
     pub source_name: String,
     /// Position in the file or event.
@@ -430,18 +432,11 @@ fn type_event(
     Typed::Event(Box::new(event), findings)
 }
 
-/// Segments an ADT message of an applied trigger must have (EVN and PID; PV1 for encounter events).
+/// Segments an ADT message of an applied trigger must have. The HL7 v2.5 structures of the applied
+/// triggers (ADT_A01 for A01/A04/A08/A13, ADT_A02, ADT_A03, ADT_A09 for A11, ADT_A12) all require
+/// EVN, PID and PV1.
 fn missing_segments(m: &Hl7Message<'_>) -> Vec<&'static str> {
-    let trigger = m
-        .header()
-        .ok()
-        .and_then(|h| h.trigger_event)
-        .unwrap_or_default();
-    let mut required = vec!["EVN", "PID"];
-    if trigger != "A08" {
-        required.push("PV1");
-    }
-    required
+    ["EVN", "PID", "PV1"]
         .into_iter()
         .filter(|s| m.segment(s).is_none())
         .collect()
@@ -475,6 +470,7 @@ mod tests {
             parse_error: None,
             id_conflict: false,
             payload: payload.replace('\n', "\r"),
+            payload_sha256: String::new(),
             source_name: "test".into(),
             source_position: 0,
             ingested_at: Utc.with_ymd_and_hms(2026, 1, 20, 0, 0, 0).unwrap(),

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
+use deltalake::arrow::datatypes::Schema;
 
 use super::encounter_state::{replay, EncounterEvent, EncounterState, EncounterStatus, Stay};
 use super::{ADT_EVENTS, EHR_ENCOUNTERS, ENCOUNTERS, LOCATION_STAYS};
@@ -270,9 +271,93 @@ pub async fn refresh(lake: &Lake, full: bool, run_id: &str) -> Result<EncounterO
     out.encounters = enc_rows.len();
     out.stays = stay_rows.len();
     let predicate = (!whole).then(|| format!("encounter_key IN ({})", sql_list(&touched)));
-    write(lake, ENCOUNTERS, enc_rows, predicate.clone(), &markers).await?;
-    write(lake, LOCATION_STAYS, stay_rows, predicate, &markers).await?;
+    write(
+        lake,
+        ENCOUNTERS,
+        enc_rows,
+        predicate.clone(),
+        &markers,
+        encounters_schema,
+    )
+    .await?;
+    write(
+        lake,
+        LOCATION_STAYS,
+        stay_rows,
+        predicate,
+        &markers,
+        stays_schema,
+    )
+    .await?;
     Ok(out)
+}
+
+/// `silver_encounters` columns, for a checkpoint committed before any row exists.
+fn encounters_schema() -> Schema {
+    schema(&[
+        ("encounter_key", Kind::Text),
+        ("hospital_id", Kind::Text),
+        ("visit_number", Kind::Text),
+        ("patient_key", Kind::Text),
+        ("mrn", Kind::Text),
+        ("patient_class", Kind::Text),
+        ("status", Kind::Text),
+        ("arrival_time", Kind::Time),
+        ("admit_time", Kind::Time),
+        ("discharge_time", Kind::Time),
+        ("first_department", Kind::Text),
+        ("last_department", Kind::Text),
+        ("los_hours", Kind::Float),
+        ("source", Kind::Text),
+        ("events_applied", Kind::Int),
+        ("events_cancelled", Kind::Int),
+        ("last_event_time", Kind::Time),
+        ("silver_run_id", Kind::Text),
+    ])
+}
+
+/// `silver_location_stays` columns, for a checkpoint committed before any row exists (e.g. while
+/// no department is known, so no event places a patient).
+fn stays_schema() -> Schema {
+    schema(&[
+        ("encounter_key", Kind::Text),
+        ("stay_seq", Kind::Int),
+        ("hospital_id", Kind::Text),
+        ("patient_key", Kind::Text),
+        ("department", Kind::Text),
+        ("room", Kind::Text),
+        ("bed", Kind::Text),
+        ("start_time", Kind::Time),
+        ("end_time", Kind::Time),
+        ("start_event", Kind::Text),
+        ("end_event", Kind::Text),
+        ("source", Kind::Text),
+    ])
+}
+
+enum Kind {
+    Text,
+    Int,
+    Float,
+    Time,
+}
+
+fn schema(columns: &[(&str, Kind)]) -> Schema {
+    use deltalake::arrow::datatypes::{DataType, Field, TimeUnit};
+    Schema::new(
+        columns
+            .iter()
+            .map(|(name, kind)| {
+                let t = match kind {
+                    Kind::Text => DataType::Utf8,
+                    Kind::Int => DataType::Int64,
+                    Kind::Float => DataType::Float64,
+                    Kind::Time => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                };
+                Field::new(*name, t, true)
+            })
+            .collect::<Vec<_>>(),
+    )
 }
 
 async fn min_checkpoint(lake: &Lake, input: crate::storage::TableRef) -> Result<Option<i64>> {
@@ -290,6 +375,7 @@ async fn write(
     rows: RowsBuilder,
     predicate: Option<String>,
     markers: &[CommitMarker],
+    empty_schema: fn() -> Schema,
 ) -> Result<()> {
     if rows.is_empty() {
         match &predicate {
@@ -302,6 +388,8 @@ async fn write(
             None => {
                 if lake.open_table(table).await?.is_some() {
                     lake.truncate(table, markers).await?;
+                } else {
+                    lake.commit_markers(table, empty_schema(), markers).await?;
                 }
             }
         }

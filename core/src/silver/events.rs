@@ -39,8 +39,8 @@ pub async fn type_increment(inc: &Increment, refdata: &ReferenceData) -> Result<
     inc.register(&ctx, "input").await?;
     let df = ctx
         .sql(
-            "SELECT message_key, format, parse_status, parse_error, id_conflict, payload, source_name, \
-             source_position, ingested_at FROM input",
+            "SELECT message_key, format, parse_status, parse_error, id_conflict, payload, payload_sha256, \
+             source_name, source_position, ingested_at FROM input",
         )
         .await
         .map_err(|e| Error::Query(e.to_string()))?;
@@ -56,6 +56,7 @@ pub async fn type_increment(inc: &Increment, refdata: &ReferenceData) -> Result<
         let error = strings(&batch, "parse_error")?;
         let conflict = bools(&batch, "id_conflict")?;
         let payload = strings(&batch, "payload")?;
+        let sha = strings(&batch, "payload_sha256")?;
         let source = strings(&batch, "source_name")?;
         let position = ints(&batch, "source_position")?;
         let ingested = timestamps(&batch, "ingested_at")?;
@@ -68,6 +69,7 @@ pub async fn type_increment(inc: &Increment, refdata: &ReferenceData) -> Result<
                 parse_error: error[i].clone(),
                 id_conflict: conflict[i].unwrap_or(false),
                 payload: payload[i].clone().unwrap_or_default(),
+                payload_sha256: sha[i].clone().unwrap_or_default(),
                 source_name: source[i].clone().unwrap_or_default(),
                 source_position: position[i].unwrap_or_default(),
                 ingested_at: ingested[i].unwrap_or_default(),
@@ -98,7 +100,16 @@ pub async fn type_increment(inc: &Increment, refdata: &ReferenceData) -> Result<
 fn quarantine_row(row: &BronzeAdtRow, finding: Finding, action: &'static str) -> QuarantineRow {
     QuarantineRow {
         source_table: bronze::ADT_MESSAGES.sql_name(),
-        source_key: row.message_key.clone(),
+        // Messages sharing an id (a conflict) are told apart by their content hash.
+        source_key: if row.id_conflict {
+            format!(
+                "{}@{}",
+                row.message_key,
+                &row.payload_sha256[..row.payload_sha256.len().min(16)]
+            )
+        } else {
+            row.message_key.clone()
+        },
         finding,
         action,
         raw_record: (action == "quarantine").then(|| row.payload.clone()),

@@ -234,57 +234,103 @@ fn parse_attrs(json: Option<&str>) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// Removes the identity attributes of non-update ADT observations that contradict the identity the
-/// patient has at that time; returns the observations to build the history from.
+/// Removes the identity attributes of non-update observations (ADT other than A08, EHR rows) that
+/// contradict the identity the patient has at that time; returns the observations to build the
+/// history from.
+///
+/// Only an A08 changes who a patient is. Between two A08s that set an attribute, its value is the one
+/// the A08 set or, before the first such A08, the value most observations agree on (the earliest of
+/// equally frequent values): so a conflicting record is caught whether it arrives first or later.
 fn drop_identity_conflicts(obs: &mut [Obs], findings: &mut Vec<QuarantineRow>) -> Vec<Observation> {
+    // At the same instant an A08 comes first: the records written with it already carry its change.
     obs.sort_by(|a, b| {
-        (a.observation.effective, &a.observation.sequence)
-            .cmp(&(b.observation.effective, &b.observation.sequence))
+        let key = |o: &Obs| (o.observation.effective, o.kind != "A08");
+        (key(a), &a.observation.sequence).cmp(&(key(b), &b.observation.sequence))
     });
-    let mut state: BTreeMap<String, String> = BTreeMap::new();
-    let mut accepted = Vec::with_capacity(obs.len());
-    for o in obs.iter() {
-        let mut observation = o.observation.clone();
-        // Only an A08 changes who a patient is; an admission or an extract row that disagrees is a conflict.
-        let is_update = o.kind == "A08";
-        if !is_update {
-            let conflicts: Vec<&str> = IDENTITY
-                .iter()
-                .copied()
-                .filter(|a| match (state.get(*a), observation.attrs.get(*a)) {
-                    (Some(known), Some(new)) => known != new,
-                    _ => false,
-                })
-                .collect();
-            if !conflicts.is_empty() {
-                for a in IDENTITY {
-                    observation.attrs.remove(a);
+    let is_update = |o: &Obs| o.kind == "A08";
+    // conflicts[i]: the identity attributes observation i contradicts.
+    let mut conflicts: Vec<Vec<&str>> = vec![Vec::new(); obs.len()];
+    for attr in IDENTITY {
+        let mut segment_start = 0;
+        while segment_start < obs.len() {
+            // A segment runs up to the next A08 that sets this attribute.
+            let segment_end = (segment_start + 1..obs.len())
+                .find(|&i| is_update(&obs[i]) && obs[i].observation.attrs.contains_key(attr))
+                .unwrap_or(obs.len());
+            let segment = &obs[segment_start..segment_end];
+            let reference = match segment.first() {
+                Some(first) if is_update(first) => first.observation.attrs.get(attr).cloned(),
+                // Before the first A08: a tie goes to the value that A08 confirms, if any.
+                _ => consensus(
+                    segment.iter().filter_map(|o| o.observation.attrs.get(attr)),
+                    obs.get(segment_end)
+                        .and_then(|next| next.observation.attrs.get(attr)),
+                ),
+            };
+            if let Some(reference) = reference {
+                for (i, o) in segment.iter().enumerate() {
+                    if !is_update(o)
+                        && o.observation
+                            .attrs
+                            .get(attr)
+                            .is_some_and(|v| *v != reference)
+                    {
+                        conflicts[segment_start + i].push(attr);
+                    }
                 }
-                findings.push(QuarantineRow {
-                    source_table: o.source_table.to_string(),
-                    source_key: o.source_key.clone(),
-                    finding: Finding::new(
-                        &rules::PAT_IDENTITY_CONFLICT,
-                        Some(&conflicts.join(",")),
-                        format!(
-                            "{} differs from the patient's identity outside an A08 update",
-                            conflicts.join(", ")
-                        ),
-                        None,
-                    ),
-                    action: "drop_attribute",
-                    raw_record: None,
-                    source_name: None,
-                    source_position: None,
-                });
             }
+            segment_start = segment_end;
         }
-        for (k, v) in &observation.attrs {
-            state.insert(k.clone(), v.clone());
+    }
+    let mut accepted = Vec::with_capacity(obs.len());
+    for (o, conflicts) in obs.iter().zip(conflicts) {
+        let mut observation = o.observation.clone();
+        if !conflicts.is_empty() {
+            for a in IDENTITY {
+                observation.attrs.remove(a);
+            }
+            findings.push(QuarantineRow {
+                source_table: o.source_table.to_string(),
+                source_key: o.source_key.clone(),
+                finding: Finding::new(
+                    &rules::PAT_IDENTITY_CONFLICT,
+                    Some(&conflicts.join(",")),
+                    format!(
+                        "{} differs from the patient's identity outside an A08 update",
+                        conflicts.join(", ")
+                    ),
+                    None,
+                ),
+                action: "drop_attribute",
+                raw_record: None,
+                source_name: None,
+                source_position: None,
+            });
         }
         accepted.push(observation);
     }
     accepted
+}
+
+/// The most frequent value; among equally frequent ones `preferred` if it is one of them, else the
+/// earliest. `None` for no value.
+fn consensus<'a>(
+    values: impl Iterator<Item = &'a String>,
+    preferred: Option<&String>,
+) -> Option<String> {
+    let mut counts: Vec<(&String, usize)> = Vec::new();
+    for v in values {
+        match counts.iter_mut().find(|(c, _)| *c == v) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((v, 1)),
+        }
+    }
+    let best = counts.iter().map(|(_, n)| *n).max()?;
+    let tied = || counts.iter().filter(|(_, n)| *n == best);
+    tied()
+        .find(|(v, _)| Some(*v) == preferred)
+        .or_else(|| tied().next())
+        .map(|(v, _)| (*v).clone())
 }
 
 fn empty_schema() -> deltalake::arrow::datatypes::Schema {
@@ -327,4 +373,69 @@ pub fn age_at(birth: NaiveDate, at: DateTime<Utc>) -> i32 {
         age -= 1;
     }
     age
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn obs(hour: u32, kind: &str, key: &str, given: &str, birth: &str) -> Obs {
+        Obs {
+            observation: Observation {
+                key: "H|P1".into(),
+                effective: Utc.with_ymd_and_hms(2026, 1, 1, hour, 0, 0).unwrap(),
+                sequence: key.into(),
+                attrs: [("given_name", given), ("birth_date", birth)]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            },
+            kind: kind.into(),
+            source_table: "silver_adt_events",
+            source_key: key.into(),
+        }
+    }
+
+    fn flagged(mut all: Vec<Obs>) -> Vec<String> {
+        let mut findings = Vec::new();
+        drop_identity_conflicts(&mut all, &mut findings);
+        findings.into_iter().map(|f| f.source_key).collect()
+    }
+
+    #[test]
+    fn a_conflicting_first_record_is_caught_not_the_later_true_ones() {
+        let got = flagged(vec![
+            obs(1, "EHR", "m1", "Marie", "1936-02-03"),
+            obs(2, "A04", "m2", "Marie", "1937-02-04"),
+            obs(3, "A03", "m3", "Marie", "1937-02-04"),
+        ]);
+        assert_eq!(got, vec!["m1"]);
+    }
+
+    #[test]
+    fn an_a08_changes_identity_and_records_at_its_instant_follow_it() {
+        let got = flagged(vec![
+            obs(1, "A04", "m1", "Marie", "1969-06-24"),
+            obs(2, "A08", "m2", "Christina", "1969-06-24"),
+            // Same instant as the A08, sorted before it by key: still after the change.
+            obs(2, "EHR", "a-row", "Christina", "1969-06-24"),
+            obs(3, "A03", "m3", "Marie", "1969-06-24"),
+        ]);
+        assert_eq!(
+            got,
+            vec!["m3"],
+            "the old name after the A08 is the conflict"
+        );
+    }
+
+    #[test]
+    fn a_tie_before_the_first_a08_goes_to_the_value_the_a08_confirms() {
+        let got = flagged(vec![
+            obs(1, "EHR", "a", "Donald", "1936-02-03"),
+            obs(1, "A04", "b", "Donald", "1937-02-04"),
+            obs(5, "A08", "c", "Jose", "1937-02-04"),
+        ]);
+        assert_eq!(got, vec!["a"]);
+    }
 }

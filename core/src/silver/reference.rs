@@ -71,17 +71,16 @@ pub async fn refresh(lake: &Lake, full: bool, out: &mut ReferenceOutput) -> Resu
             app_id: crate::storage::checkpoint_id(bronze::HOSPITALS),
             version: hospitals_in.unwrap_or(-1),
         }];
-        if !b.is_empty() {
+        if b.is_empty() {
+            lake.commit_markers(HOSPITALS, hospitals_schema(), &markers)
+                .await?;
+        } else {
             lake.overwrite(HOSPITALS, b.finish()?, &markers).await?;
         }
     }
     if departments_changed {
         let zones: HashMap<String, Tz> = zones.iter().map(|(k, v)| (k.clone(), v.zone)).collect();
-        // With no valid department row there is no dimension to write yet; the findings still go out.
-        let Some(batch) = department_dimension(lake, &zones, out).await? else {
-            return Ok(());
-        };
-        out.rows_out += batch.num_rows();
+        let batch = department_dimension(lake, &zones, out).await?;
         let mut markers = vec![CommitMarker {
             app_id: crate::storage::checkpoint_id(bronze::DEPARTMENTS),
             version: departments_in.unwrap_or(-1),
@@ -92,9 +91,59 @@ pub async fn refresh(lake: &Lake, full: bool, out: &mut ReferenceOutput) -> Resu
                 version: v,
             });
         }
-        lake.overwrite(DIM_DEPARTMENT, batch, &markers).await?;
+        match batch {
+            Some(batch) => {
+                out.rows_out += batch.num_rows();
+                lake.overwrite(DIM_DEPARTMENT, batch, &markers).await?;
+            }
+            // No valid department row yet: no dimension to write, but the rows read are done (their
+            // findings go out), so the checkpoint moves and the next run does not read them again.
+            None => {
+                lake.commit_markers(DIM_DEPARTMENT, department_schema(), &markers)
+                    .await?;
+            }
+        }
     }
     Ok(())
+}
+
+/// The hospitals table's columns, for committing a checkpoint before any row exists.
+fn hospitals_schema() -> deltalake::arrow::datatypes::Schema {
+    use deltalake::arrow::datatypes::{DataType, Field, Schema};
+    Schema::new(
+        ["hospital_id", "name", "city", "state", "time_zone"]
+            .map(|n| Field::new(n, DataType::Utf8, true))
+            .to_vec(),
+    )
+}
+
+/// The department dimension's columns, for committing a checkpoint before any row exists.
+fn department_schema() -> deltalake::arrow::datatypes::Schema {
+    use deltalake::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    let mut fields = vec![
+        Field::new("department_sk", DataType::Int64, true),
+        Field::new("department_key", DataType::Utf8, true),
+        Field::new("hospital_id", DataType::Utf8, true),
+        Field::new("department_code", DataType::Utf8, true),
+    ];
+    fields.extend(
+        DEPT_TEXT
+            .iter()
+            .map(|n| Field::new(*n, DataType::Utf8, true)),
+    );
+    fields.extend(
+        DEPT_COUNTS
+            .iter()
+            .map(|n| Field::new(*n, DataType::Int64, true)),
+    );
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    fields.extend([
+        Field::new("valid_from", ts.clone(), true),
+        Field::new("valid_to", ts, true),
+        Field::new("is_current", DataType::Boolean, true),
+        Field::new("status", DataType::Utf8, true),
+    ]);
+    Schema::new(fields)
 }
 
 struct Hospital {

@@ -30,11 +30,19 @@ pub struct CheckedTime {
 /// Why a time was not usable: the rule and the reason.
 pub type TimeRejection = Finding;
 
-/// True for the placeholder dates systems write when they have no value.
+/// True for the placeholder dates systems write when they have no value: 1900-01-01, the Unix epoch
+/// 1970-01-01, the spreadsheet and SQL Server zero dates (1899-12-30/31, 1753-01-01) and anything
+/// before 1800. A merely implausible birth date (say 1890) is an impossible age, not a placeholder.
 pub fn is_placeholder(date: NaiveDate) -> bool {
-    (date.year() == 1900 && date.ordinal() == 1)
-        || (date.year() == 1970 && date.ordinal() == 1)
-        || date.year() < 1900
+    let (y, m, d) = (date.year(), date.month(), date.day());
+    (y == 1900 || y == 1970 || y == 1753) && m == 1 && d == 1
+        || (y == 1899 && m == 12 && (d == 30 || d == 31))
+        || y < 1800
+}
+
+/// True for times no hospital event can have: a placeholder, or any time before 1900.
+fn is_placeholder_event_time(date: NaiveDate) -> bool {
+    is_placeholder(date) || date.year() < 1900
 }
 
 /// Parses and checks one time field. `invalid_rule` is the rule for an unreadable value (the event
@@ -53,7 +61,7 @@ pub fn check_time(
             Some(raw),
         )
     })?;
-    if is_placeholder(parsed.local.date()) {
+    if is_placeholder_event_time(parsed.local.date()) {
         return Err(Finding::new(
             &rules::TIME_PLACEHOLDER,
             Some(field),
@@ -263,10 +271,18 @@ mod tests {
             check_birth_date("2027-01-01", at).unwrap_err().rule.id,
             "DQ-PAT-AGE-IMPOSSIBLE"
         );
+        // An implausible year is an impossible age; the sentinel dates are placeholders.
         assert_eq!(
             check_birth_date("1890-01-01", at).unwrap_err().rule.id,
-            "DQ-TIME-PLACEHOLDER"
+            "DQ-PAT-AGE-IMPOSSIBLE"
         );
+        for sentinel in ["1900-01-01", "1899-12-31", "1753-01-01", "0001-01-01"] {
+            assert_eq!(
+                check_birth_date(sentinel, at).unwrap_err().rule.id,
+                "DQ-TIME-PLACEHOLDER",
+                "{sentinel}"
+            );
+        }
         assert_eq!(
             check_birth_date("1901-05-01", at).unwrap_err().rule.id,
             "DQ-PAT-AGE-IMPOSSIBLE"

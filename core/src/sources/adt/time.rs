@@ -35,8 +35,10 @@ pub enum Precision {
 pub enum TimeFormat {
     /// HL7 DTM: `YYYY[MM[DD[HH[MM[SS[.S+]]]]]][+/-ZZZZ]`.
     Hl7Dtm,
-    /// ISO 8601 / RFC 3339: `YYYY-MM-DD[(T| )HH:MM[:SS[.S+]]][Z|±HH:MM|±HHMM|±HH]`.
+    /// ISO 8601 / RFC 3339: `YYYY-MM-DD[THH:MM[:SS[.S+]]][Z|±HH:MM|±HHMM|±HH]`.
     Iso8601,
+    /// ISO 8601 with a space between date and time (`YYYY-MM-DD HH:MM:SS`), as SQL databases write.
+    IsoSpace,
     /// US slash form: `M/D/YYYY[ H:MM[:SS][ AM|PM]]`.
     UsSlash,
     /// RFC 2822 (`Wed, 14 Jan 2026 08:30:00 -0500`).
@@ -363,7 +365,11 @@ fn parse_iso(s: &str) -> Result<SourceTime, TimeError> {
         ..Parts::default()
     };
     let mut precision = Precision::Day;
+    let mut format = TimeFormat::Iso8601;
     if matches!(c.peek(), Some(b'T' | b't' | b' ')) {
+        if c.peek() == Some(b' ') {
+            format = TimeFormat::IsoSpace;
+        }
         c.pos += 1;
         parts.hour = c.digits(2, 2).ok_or_else(shape)?.0;
         if !c.eat(b':') {
@@ -405,7 +411,7 @@ fn parse_iso(s: &str) -> Result<SourceTime, TimeError> {
         local: parts.build()?,
         offset,
         precision,
-        format: TimeFormat::Iso8601,
+        format,
     })
 }
 
