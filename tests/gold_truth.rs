@@ -249,7 +249,7 @@ pub fn expected(t: &Truth, as_of: DateTime<Utc>) -> Kpis {
 
     // ---- bottlenecks (from the expected census) ----
     let mut bottlenecks = Kpi::new();
-    let mut series: BTreeMap<(String, String), Vec<(DateTime<Utc>, [f64; 21])>> = BTreeMap::new();
+    let mut series: BTreeMap<(String, String), Vec<HourCells>> = BTreeMap::new();
     for ((h, d, hr), c) in &cells {
         let mut v = c.v;
         v[19] = if v[0] > 0.0 {
@@ -797,11 +797,17 @@ pub async fn actual(lake: &Lake) -> (Kpis, DateTime<Utc>) {
     (kpis, as_of)
 }
 
-/// A KPI's comparison: cells compared and the ones that differ (key, expected, actual).
+/// One hour of a department's expected census cells.
+type HourCells = (DateTime<Utc>, [f64; 21]);
+
+/// A differing KPI cell: key, expected, actual.
+pub type Difference = (String, Option<Vec<f64>>, Option<Vec<f64>>);
+
+/// A KPI's comparison: cells compared and the ones that differ.
 #[derive(Debug, Default)]
 pub struct Diff {
     pub cells: usize,
-    pub differing: Vec<(String, Option<Vec<f64>>, Option<Vec<f64>>)>,
+    pub differing: Vec<Difference>,
 }
 
 /// Compares expected and actual KPIs. Age-band rows that are all zero may be absent on either side.

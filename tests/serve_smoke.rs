@@ -32,10 +32,19 @@ fn free_port() -> u16 {
 
 impl Serve {
     async fn start(lake: &std::path::Path, landing: &std::path::Path) -> Serve {
+        Self::start_with(lake, landing, &[]).await
+    }
+
+    async fn start_with(
+        lake: &std::path::Path,
+        landing: &std::path::Path,
+        extra: &[&str],
+    ) -> Serve {
         let port = free_port();
         let child = Command::new(binary())
             .args(["serve", "--port", &port.to_string(), "--lake"])
             .arg(lake)
+            .args(extra)
             // Silver every 3 s, so the timer runner is exercised within the test.
             .env("SILVER_SCHEDULE", "*/3 * * * * *")
             .env("PATIENTFLOW_LANDING_CONTAINER", landing)
@@ -126,6 +135,17 @@ async fn serve_ingests_posted_adt_and_answers_sql() {
     };
     assert_eq!(status, 200, "{health}");
 
+    // Department metadata from the landing folder, first: events typed before their hospital is known
+    // are quarantined (docs/operations.md says how to replay them).
+    let r = s
+        .client
+        .post(format!("{}/api/departments/sync", s.base))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "succeeded", "{v}");
+
     // HL7 text (two messages), NDJSON and a JSON array.
     let r = s
         .client
@@ -193,16 +213,6 @@ async fn serve_ingests_posted_adt_and_answers_sql() {
     let (status, v) = s.sql("INSERT INTO bronze_adt_messages VALUES (1)").await;
     assert_eq!(status, 400, "{v}");
 
-    // Department metadata from the landing folder.
-    let r = s
-        .client
-        .post(format!("{}/api/departments/sync", s.base))
-        .send()
-        .await
-        .unwrap();
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(v["status"], "succeeded", "{v}");
-
     // The Silver timer (every 3 s here) picks the events up.
     let started = Instant::now();
     loop {
@@ -240,7 +250,7 @@ async fn serve_ingests_posted_adt_and_answers_sql() {
         let r = s
             .client
             .post(format!("{}/api/gold/refresh", s.base))
-            .json(&json!({"mode": "incremental", "callBackUri": format!("http://{addr}/cb")}))
+            .json(&json!({"mode": "full", "callBackUri": format!("http://{addr}/cb")}))
             .send()
             .await
             .unwrap();
@@ -257,14 +267,12 @@ async fn serve_ingests_posted_adt_and_answers_sql() {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    let (status, occupancy) = s.sql("SELECT * FROM gold_kpi_occupancy_current").await;
+    // Jane (V1) was admitted from the ED to MED and is still there.
+    let (status, occupancy) = s
+        .sql("SELECT occupied_beds FROM gold_kpi_occupancy_current WHERE hospital_id = 'MHA01' AND department_code = 'MED'")
+        .await;
     assert_eq!(status, 200, "{occupancy}");
-    assert!(
-        occupancy["columns"]
-            .as_array()
-            .is_some_and(|c| !c.is_empty()),
-        "{occupancy}"
-    );
+    assert_eq!(occupancy["rows"][0]["occupied_beds"], 1, "{occupancy}");
 
     let r = s
         .client
@@ -278,4 +286,43 @@ async fn serve_ingests_posted_adt_and_answers_sql() {
         .await
         .unwrap()
         .contains("gold_kpi_occupancy_current"));
+}
+
+/// The README's main job: `serve --simulate` alone gives a live pipeline — the simulated hospitals'
+/// reference data and ADT feed go in, the Silver timer and the Gold run after it follow, and the SQL
+/// endpoint answers occupancy.
+#[tokio::test]
+async fn serve_simulate_runs_the_whole_pipeline_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let landing = dir.path().join("landing");
+    std::fs::create_dir_all(&landing).unwrap();
+    let s = Serve::start_with(
+        &dir.path().join("lake"),
+        &landing,
+        &["--simulate", "--speed", "0", "--sim-days", "2"],
+    )
+    .await;
+    let started = Instant::now();
+    loop {
+        let (status, v) = s
+            .sql("SELECT SUM(occupied_beds) AS n FROM gold_kpi_occupancy_current")
+            .await;
+        if status == 200 && v["rows"][0]["n"].as_i64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "no occupancy served within 240 s: {v}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // The seven simulated hospitals are known, so no event was rejected for an unknown facility.
+    assert_eq!(s.count("silver_hospitals").await, Some(7));
+    let (status, v) = s
+        .sql(
+            "SELECT COUNT(*) AS n FROM silver_quarantine WHERE rule_id = 'DQ-ADT-FACILITY-UNKNOWN'",
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["rows"][0]["n"], 0, "{v}");
 }

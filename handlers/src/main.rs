@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod http;
+mod telemetry;
 
 use std::process::ExitCode;
 
@@ -24,18 +25,41 @@ fn main() -> ExitCode {
     let server = matches!(cli.command, Command::Handler(_) | Command::Serve(_));
     // Under the Functions host, JSON lines on stdout (forwarded to Application Insights `traces`).
     let json_stdout = server && std::env::var_os("FUNCTIONS_CUSTOMHANDLER_PORT").is_some();
-    init_logging(&cli.log, server, json_stdout);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
+            init_logging(&cli.log, server, json_stdout, None);
             eprintln!("error: cannot start the async runtime: {e}");
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(run(cli)) {
+    // The servers export their invocation spans over OTLP when an endpoint is configured.
+    let (otel, otel_error) = if server {
+        match telemetry::Telemetry::from_env(runtime.handle()) {
+            Ok(t) => (t, None),
+            Err(e) => (None, Some(e)),
+        }
+    } else {
+        (None, None)
+    };
+    init_logging(
+        &cli.log,
+        server,
+        json_stdout,
+        otel.as_ref().map(telemetry::Telemetry::tracer),
+    );
+    if let Some(e) = otel_error {
+        tracing::warn!("OpenTelemetry export is off: {e}");
+    }
+    let result = runtime.block_on(run(cli));
+    // Flush the last spans while the runtime that sends them still runs.
+    if let Some(otel) = otel {
+        otel.shutdown();
+    }
+    match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Partial) => ExitCode::from(1),
         Err(e) => {
@@ -74,7 +98,15 @@ fn one_line(e: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
-fn init_logging(filter: &str, server: bool, json_stdout: bool) {
+fn init_logging(
+    filter: &str,
+    server: bool,
+    json_stdout: bool,
+    tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
+) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
     // Servers log their invocations at info unless a filter other than the default was given.
     let filter = if server && filter == "warn" {
         "warn,patientflow=info,patientflow_core=info"
@@ -83,18 +115,42 @@ fn init_logging(filter: &str, server: bool, json_stdout: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    if json_stdout {
-        let _ = tracing_subscriber::fmt()
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .with_env_filter(filter)
-            .with_writer(std::io::stdout)
-            .try_init();
-    } else {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .try_init();
+    match (json_stdout, tracer) {
+        (true, None) => {
+            let _ = tracing_subscriber::fmt()
+                .json()
+                .with_current_span(true)
+                .with_span_list(false)
+                .with_env_filter(filter)
+                .with_writer(std::io::stdout)
+                .try_init();
+        }
+        (false, None) => {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .try_init();
+        }
+        // The same logs, and the spans (with their events) to OpenTelemetry.
+        (true, Some(tracer)) => {
+            let _ = tracing_subscriber::registry()
+                .with(filter)
+                .with(tracing_opentelemetry::layer().with_tracer(tracer))
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .json()
+                        .with_current_span(true)
+                        .with_span_list(false)
+                        .with_writer(std::io::stdout),
+                )
+                .try_init();
+        }
+        (false, Some(tracer)) => {
+            let _ = tracing_subscriber::registry()
+                .with(filter)
+                .with(tracing_opentelemetry::layer().with_tracer(tracer))
+                .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+                .try_init();
+        }
     }
 }

@@ -213,6 +213,21 @@ fn write_manifest(
     Ok(())
 }
 
+/// Writes only the reference data [`generate`] writes for `cfg` (hospitals, and departments with
+/// their planned capacity changes) into `out/reference/`, byte for byte: what a live feed from
+/// [`stream`] needs beside it.
+pub fn write_reference_data(cfg: &SimConfig, out: &Path) -> Result<(), SimError> {
+    cfg.validate()?;
+    let engine = Engine::new(cfg)?;
+    let mut outputs = Outputs::new(out)?;
+    let rates: BTreeMap<DefectClass, f64> =
+        ALL_CLASSES.iter().map(|c| (*c, cfg.rate(*c))).collect();
+    let mut dep_inj = Injector::new(rates, rng::SimRng::new(cfg.seed, DEPARTMENTS_STREAM));
+    let mut dep_manifest = Vec::new();
+    let plans = engine.plans();
+    reference::write_reference(&mut outputs, &plans, &mut dep_inj, &mut dep_manifest)
+}
+
 /// Generate a complete data set into `out` (which must be missing or empty):
 ///
 /// - `reference/hospitals.csv`, `reference/departments.csv`

@@ -151,3 +151,18 @@ fn stream_yields_the_files_messages_in_order() {
         );
     }
 }
+
+#[test]
+fn reference_data_alone_equals_the_generated_reference() {
+    let cfg = small(11);
+    let full = tempfile::tempdir().unwrap();
+    generate(&cfg, full.path()).unwrap();
+    let only = tempfile::tempdir().unwrap();
+    patientflow_simulator::write_reference_data(&cfg, only.path()).unwrap();
+    let expected: BTreeMap<String, Vec<u8>> = read_tree(full.path())
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("reference/"))
+        .collect();
+    assert!(expected.contains_key("reference/departments.csv"));
+    assert_eq!(read_tree(only.path()), expected);
+}

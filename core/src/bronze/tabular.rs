@@ -78,8 +78,8 @@ pub async fn ingest(
             }
         };
         let marker_id = format!("file:{file_hash}");
-        if !tables_open.contains_key(&parsed.table) {
-            tables_open.insert(parsed.table, lake.open_table(parsed.table).await?);
+        if let std::collections::hash_map::Entry::Vacant(slot) = tables_open.entry(parsed.table) {
+            slot.insert(lake.open_table(parsed.table).await?);
         }
         let already = match tables_open.get(&parsed.table).and_then(|t| t.as_ref()) {
             Some(t) => lake.marker_version(t, &marker_id).await?.is_some(),

@@ -184,6 +184,20 @@ pub async fn refresh_as_of(
         || lake.open_table(FACT_ENCOUNTER).await?.is_none()
         || lake.open_table(DIM_PATIENT).await?.is_none();
     if !full {
+        // A patient attribute widened in Silver (long → double, date → timestamp) cannot be merged
+        // into Gold's narrower column: rebuild whole.
+        let silver_types = silver::schema_evolution::table_types(lake, silver::DIM_PATIENT).await?;
+        let gold_types = silver::schema_evolution::table_types(lake, DIM_PATIENT).await?;
+        if let Some(column) = gold_types
+            .iter()
+            .find(|(c, t)| silver_types.get(*c).is_some_and(|s| s != *t))
+            .map(|(c, _)| c)
+        {
+            plan.reason = format!("{column} widened in {}", silver::DIM_PATIENT.sql_name());
+            full = true;
+        }
+    }
+    if !full {
         for (s, g, k) in [
             (silver::DIM_DEPARTMENT, DIM_DEPARTMENT, "department_key"),
             (silver::HOSPITALS, DIM_HOSPITAL, "hospital_id"),
@@ -847,6 +861,9 @@ fn stays_difference(old: &[&CensusStay], new: &[&CensusStay]) -> Option<(i64, Op
     Some((from.unwrap_or(i64::MAX), to))
 }
 
+/// A patient version as the census sees it: valid from, valid to, sex, birth date.
+type SexBirthVersion = (i64, Option<i64>, Option<String>, Option<String>);
+
 /// For each patient whose versions changed, the first instant from which the sex or birth date Gold
 /// had (`gold_dim_patient`) and Silver now has may differ.
 async fn patient_change_points(
@@ -858,10 +875,8 @@ async fn patient_change_points(
     if changed.is_empty() || lake.open_table(DIM_PATIENT).await?.is_none() {
         return Ok(out);
     }
-    let mut old: std::collections::HashMap<
-        String,
-        Vec<(i64, Option<i64>, Option<String>, Option<String>)>,
-    > = std::collections::HashMap::new();
+    let mut old: std::collections::HashMap<String, Vec<SexBirthVersion>> =
+        std::collections::HashMap::new();
     let sql = format!(
         "SELECT patient_key, valid_from, valid_to, sex, CAST(birth_date AS VARCHAR) AS birth FROM {} WHERE {}",
         DIM_PATIENT.sql_name(),
@@ -887,7 +902,7 @@ async fn patient_change_points(
     for key in changed {
         let mut before = old.remove(key).unwrap_or_default();
         before.sort_by_key(|v| v.0);
-        let after: Vec<(i64, Option<i64>, Option<String>, Option<String>)> = new
+        let after: Vec<SexBirthVersion> = new
             .0
             .get(key)
             .map(|vs| {

@@ -11,6 +11,7 @@ use super::adt_events::{format_date, ReferenceData};
 use super::dq::checks::{check_birth_date, check_time, normalise_sex, TimeContext};
 use super::dq::{rules, Finding};
 use super::quarantine::QuarantineRow;
+use super::schema_evolution;
 use super::EHR_PATIENTS;
 use crate::bronze;
 use crate::sources::adt::time::TimeFormat;
@@ -21,6 +22,18 @@ use crate::{Error, Result};
 
 /// Columns of a patients extract that are not patient attributes.
 const PATIENT_NON_ATTRIBUTES: [&str; 4] = ["patient_id", "facility", "updated_at", "death_date"];
+
+/// Columns of `silver_ehr_patients` that are not extra attributes.
+const PATIENT_COLUMNS: [&str; 8] = [
+    "patient_key",
+    "hospital_id",
+    "mrn",
+    "effective_time",
+    "demographics",
+    "source_key",
+    "ingested_at",
+    "silver_run_id",
+];
 
 /// Renamed attributes: extract column → dimension attribute.
 const PATIENT_RENAMES: [(&str, &str); 2] =
@@ -270,21 +283,35 @@ pub async fn patients(
                     }
                 }
             }
-            b.push_row([
-                ("patient_key", Cell::str(Some(format!("{hospital}|{mrn}")))),
-                ("hospital_id", Cell::str(Some(hospital))),
-                ("mrn", Cell::str(Some(mrn))),
-                ("effective_time", Cell::ts(Some(effective))),
-                (
-                    "demographics",
-                    Cell::str(Some(
-                        serde_json::to_string(&demographics).unwrap_or_default(),
-                    )),
-                ),
-                ("source_key", Cell::str(Some(rc.key.clone()))),
-                ("ingested_at", Cell::ts(received[i])),
-                ("silver_run_id", Cell::str(Some(run_id))),
-            ]);
+            // The extra attributes also get columns of their own, as text here: `commit` types them.
+            let extra: Vec<(&str, Cell)> = demographics
+                .iter()
+                .filter(|(k, _)| {
+                    !super::patients::CORE.contains(&k.as_str())
+                        && !PATIENT_COLUMNS.contains(&k.as_str())
+                        && !k.starts_with('_')
+                })
+                .map(|(k, v)| (k.as_str(), Cell::str(Some(v.as_str()))))
+                .collect();
+            b.push_row(
+                [
+                    ("patient_key", Cell::str(Some(format!("{hospital}|{mrn}")))),
+                    ("hospital_id", Cell::str(Some(hospital))),
+                    ("mrn", Cell::str(Some(mrn))),
+                    ("effective_time", Cell::ts(Some(effective))),
+                    (
+                        "demographics",
+                        Cell::str(Some(
+                            serde_json::to_string(&demographics).unwrap_or_default(),
+                        )),
+                    ),
+                    ("source_key", Cell::str(Some(rc.key.clone()))),
+                    ("ingested_at", Cell::ts(received[i])),
+                    ("silver_run_id", Cell::str(Some(run_id))),
+                ]
+                .into_iter()
+                .chain(extra),
+            );
         }
         Ok(())
     })
@@ -474,6 +501,12 @@ pub async fn encounters(
 
 /// Writes typed rows with the increment's checkpoint in one commit: appended, or replacing the table
 /// on a full refresh.
+///
+/// Patient rows: the extra attribute columns take the types `silver_ehr_patients` has for them (or,
+/// when new, the narrowest type of their values, see `schema_evolution`); a column whose new values
+/// need the allowed wider type is widened first (every row rewritten, recorded as `DQ-SCHEMA-WIDENED`
+/// in quarantine), and a value that fits neither is null in its column and kept in `_rescued_data`
+/// (the patient dimension raises its `DQ-SCHEMA-RESCUED` finding).
 pub async fn commit(
     lake: &Lake,
     table: crate::storage::TableRef,
@@ -490,13 +523,67 @@ pub async fn commit(
             .await?;
         return Ok(());
     }
-    let batch = rows.finish()?;
+    let mut batch = rows.finish()?;
+    if table == EHR_PATIENTS {
+        let extra: Vec<String> = names(&batch)
+            .into_iter()
+            .filter(|n| !PATIENT_COLUMNS.contains(&n.as_str()))
+            .collect();
+        let current = schema_evolution::table_types(lake, table).await?;
+        let typed = schema_evolution::type_columns(&batch, &extra, &current)?;
+        if !typed.widened.is_empty() {
+            record_widenings(lake, table, &typed.widened, &batch).await?;
+            if !replace_all {
+                schema_evolution::widen_table(lake, table, &typed.widened).await?;
+            }
+        }
+        batch = typed.batch;
+    }
     if replace_all {
         lake.overwrite(table, batch, &markers).await?;
     } else {
         lake.append(table, vec![batch], &markers, Default::default())
             .await?;
     }
+    Ok(())
+}
+
+/// Records each widening of a `silver_ehr_patients` column in quarantine (once per column), under the
+/// run that wrote `batch`, before the table changes: a crash in between repeats an idempotent write.
+async fn record_widenings(
+    lake: &Lake,
+    table: crate::storage::TableRef,
+    widened: &[schema_evolution::Widening],
+    batch: &deltalake::arrow::record_batch::RecordBatch,
+) -> Result<()> {
+    let run_id = strings(batch, "silver_run_id")?
+        .into_iter()
+        .flatten()
+        .next()
+        .unwrap_or_default();
+    let rows: Vec<QuarantineRow> = widened
+        .iter()
+        .map(|w| QuarantineRow {
+            source_table: table.sql_name(),
+            source_key: w.column.clone(),
+            finding: Finding::new(
+                &rules::SCHEMA_WIDENED,
+                Some(w.column.as_str()),
+                format!(
+                    "column {} widened from {} to {}",
+                    w.column,
+                    w.from.name(),
+                    w.to.name()
+                ),
+                Some(w.value.as_str()),
+            ),
+            action: rules::SCHEMA_WIDENED.action.as_str(),
+            raw_record: None,
+            source_name: None,
+            source_position: None,
+        })
+        .collect();
+    super::quarantine::write(lake, rows, &[], &run_id).await?;
     Ok(())
 }
 

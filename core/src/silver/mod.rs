@@ -25,6 +25,7 @@ pub mod quarantine;
 pub mod reference;
 pub mod report;
 pub mod scd2;
+pub mod schema_evolution;
 
 use std::collections::BTreeMap;
 

@@ -10,6 +10,13 @@
 //! patient another name, birth date or sex than the patient has at that time is not a demographic
 //! change — HL7 sends those as A08 — but a sign of a duplicate or reused MRN. Its demographics are left out of the history and the
 //! finding goes to quarantine (rule `DQ-PAT-IDENTITY-CONFLICT`).
+//!
+//! Types of the extra attributes (see [`schema_evolution`]): each extra attribute column has the type
+//! the dimension's Delta schema gives it, or, when new, the narrowest type that reads all its values. A
+//! value that needs the allowed wider type (long → double, date → timestamp) widens the column: the
+//! whole dimension is rebuilt with the wider type and the widening is recorded (`DQ-SCHEMA-WIDENED`). A
+//! value that fits neither leaves the column null in its versions and is kept in their
+//! `_rescued_data`; the observation that brought it raises `DQ-SCHEMA-RESCUED` (once, when it is new).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,6 +26,7 @@ use super::dq::{rules, Finding};
 use super::encounters::sql_list;
 use super::quarantine::QuarantineRow;
 use super::scd2::{build_history, Observation};
+use super::schema_evolution::{self, AttrType};
 use super::{ADT_EVENTS, DIM_PATIENT, EHR_PATIENTS};
 use crate::storage::columns::{strings, timestamps};
 use crate::storage::rows::{Cell, RowsBuilder};
@@ -29,7 +37,7 @@ use crate::Result;
 const IDENTITY: [&str; 4] = ["family_name", "given_name", "birth_date", "sex"];
 
 /// Attributes every dimension row has, in column order (extra attributes follow, alphabetically).
-const CORE: [&str; 8] = [
+pub(super) const CORE: [&str; 8] = [
     "family_name",
     "given_name",
     "birth_date",
@@ -38,6 +46,20 @@ const CORE: [&str; 8] = [
     "city",
     "state",
     "zip",
+];
+
+/// Columns of the dimension that are not attributes; an attribute by one of these names stays out.
+const RESERVED: [&str; 10] = [
+    "patient_sk",
+    "patient_key",
+    "hospital_id",
+    "mrn",
+    "valid_from",
+    "valid_to",
+    "is_current",
+    "status",
+    "started_by",
+    schema_evolution::RESCUED_COLUMN,
 ];
 
 const MAX_TARGETED_KEYS: usize = 20_000;
@@ -49,7 +71,7 @@ pub struct PatientOutput {
     pub patients: usize,
     /// Versions written.
     pub versions: usize,
-    /// Identity-conflict findings.
+    /// Identity-conflict, rescued-value and widening findings.
     pub quarantine: Vec<QuarantineRow>,
 }
 
@@ -85,7 +107,12 @@ pub async fn refresh(lake: &Lake, full: bool) -> Result<PatientOutput> {
     let mut markers = Vec::new();
     let mut touched = BTreeSet::new();
     let mut whole = full;
-    for (inc, table) in [(&inc_adt, ADT_EVENTS), (&inc_ehr, EHR_PATIENTS)] {
+    // The observations this run sees for the first time (all of a source read from its start).
+    let mut fresh = Fresh::default();
+    for (inc, table, source_key) in [
+        (&inc_adt, ADT_EVENTS, "message_key"),
+        (&inc_ehr, EHR_PATIENTS, "source_key"),
+    ] {
         if let Some(inc) = inc {
             markers.push(CommitMarker {
                 app_id: checkpoint_id(table),
@@ -93,9 +120,17 @@ pub async fn refresh(lake: &Lake, full: bool) -> Result<PatientOutput> {
             });
             if inc.since.is_none() {
                 whole = true;
+                fresh.all.insert(table.sql_name());
             } else if !inc.is_empty() {
-                for b in inc.query("SELECT DISTINCT patient_key FROM input").await? {
+                let sql = format!("SELECT patient_key, {source_key} FROM input");
+                for b in inc.query(&sql).await? {
                     touched.extend(strings(&b, "patient_key")?.into_iter().flatten());
+                    fresh.keys.extend(
+                        strings(&b, source_key)?
+                            .into_iter()
+                            .flatten()
+                            .map(|k| (table.sql_name(), k)),
+                    );
                 }
             }
         }
@@ -103,12 +138,207 @@ pub async fn refresh(lake: &Lake, full: bool) -> Result<PatientOutput> {
     if touched.len() > MAX_TARGETED_KEYS {
         whole = true;
     }
+
+    let current_types = schema_evolution::table_types(lake, DIM_PATIENT).await?;
+    let mut observations = load_observations(lake, whole, &touched).await?;
+    let mut types = attribute_types(&observations, &current_types);
+    let widened: Vec<(String, AttrType, AttrType)> = types
+        .iter()
+        .filter_map(|(name, ty)| {
+            let before = *current_types.get(name)?;
+            (before != *ty).then(|| (name.clone(), before, *ty))
+        })
+        .collect();
+    if !widened.is_empty() && !whole {
+        // A wider type is a new schema for every row: rebuild the whole dimension with it.
+        whole = true;
+        observations = load_observations(lake, true, &touched).await?;
+        types = attribute_types(&observations, &current_types);
+    }
+    for (column, from, to) in &widened {
+        let value = observations
+            .values()
+            .flatten()
+            .filter_map(|o| o.observation.attrs.get(column))
+            .find(|v| {
+                schema_evolution::read(*from, v).is_none()
+                    && schema_evolution::read(*to, v).is_some()
+            });
+        out.quarantine.push(QuarantineRow {
+            source_table: DIM_PATIENT.sql_name(),
+            source_key: column.clone(),
+            finding: Finding::new(
+                &rules::SCHEMA_WIDENED,
+                Some(column.as_str()),
+                format!(
+                    "column {column} widened from {} to {}",
+                    from.name(),
+                    to.name()
+                ),
+                value.map(String::as_str),
+            ),
+            action: rules::SCHEMA_WIDENED.action.as_str(),
+            raw_record: None,
+            source_name: None,
+            source_position: None,
+        });
+    }
+
+    let mut rows = RowsBuilder::new();
+    let keep_rescued_column = current_types.contains_key(schema_evolution::RESCUED_COLUMN);
+    for (key, obs) in observations.iter_mut() {
+        rescue_findings(obs, &types, &fresh, &mut out.quarantine);
+        let accepted = drop_identity_conflicts(obs, &mut out.quarantine);
+        let history = build_history(key, &accepted);
+        out.patients += 1;
+        let (hospital, mrn) = key.split_once('|').unwrap_or((key, ""));
+        for v in history {
+            let mut cells: Vec<(&str, Cell)> = vec![
+                ("patient_sk", Cell::Int(Some(v.surrogate_key))),
+                ("patient_key", Cell::str(Some(key.clone()))),
+                ("hospital_id", Cell::str(Some(hospital))),
+                ("mrn", Cell::str(Some(mrn))),
+            ];
+            for name in CORE {
+                let value = v.attrs.get(name).cloned();
+                if name == "birth_date" {
+                    cells.push((
+                        name,
+                        Cell::date(
+                            value.and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok()),
+                        ),
+                    ));
+                } else {
+                    cells.push((name, Cell::Str(value)));
+                }
+            }
+            let mut rescued = BTreeMap::new();
+            for (name, ty) in &types {
+                let raw = v.attrs.get(name).map(String::as_str);
+                let cell = schema_evolution::cell(*ty, raw).unwrap_or_else(|| {
+                    rescued.insert(name.clone(), raw.unwrap_or_default().to_string());
+                    schema_evolution::cell(*ty, None).unwrap_or(Cell::Str(None))
+                });
+                cells.push((name.as_str(), cell));
+            }
+            cells.push(("valid_from", Cell::ts(Some(v.valid_from))));
+            cells.push(("valid_to", Cell::ts(v.valid_to)));
+            cells.push(("is_current", Cell::Bool(Some(v.is_current()))));
+            cells.push(("status", Cell::str(Some(v.status()))));
+            cells.push(("started_by", Cell::str(Some(v.started_by.clone()))));
+            if keep_rescued_column || !rescued.is_empty() {
+                cells.push((
+                    schema_evolution::RESCUED_COLUMN,
+                    Cell::Str(schema_evolution::rescued_json(&rescued)),
+                ));
+            }
+            rows.push_row(cells);
+        }
+    }
+    out.versions = rows.len();
+    if rows.is_empty() {
+        if !markers.is_empty() {
+            lake.commit_markers(DIM_PATIENT, empty_schema(), &markers)
+                .await?;
+        }
+        return Ok(out);
+    }
+    let predicate = (!whole).then(|| format!("patient_key IN ({})", sql_list(&touched)));
+    lake.rewrite(DIM_PATIENT, vec![rows.finish()?], predicate, &markers)
+        .await?;
+    Ok(out)
+}
+
+/// Observations first seen by this run: keys per source table, or whole tables read from the start.
+#[derive(Debug, Default)]
+struct Fresh {
+    all: BTreeSet<String>,
+    keys: BTreeSet<(String, String)>,
+}
+
+impl Fresh {
+    fn contains(&self, table: &str, key: &str) -> bool {
+        self.all.contains(table) || self.keys.contains(&(table.to_string(), key.to_string()))
+    }
+}
+
+/// The type of every extra attribute the observations carry: the dimension's current type, widened
+/// when a value needs it, or for a new attribute the narrowest type of all its values.
+fn attribute_types(
+    observations: &BTreeMap<String, Vec<Obs>>,
+    current: &BTreeMap<String, AttrType>,
+) -> BTreeMap<String, AttrType> {
+    let mut values: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for o in observations.values().flatten() {
+        for (k, v) in &o.observation.attrs {
+            if !CORE.contains(&k.as_str()) && !RESERVED.contains(&k.as_str()) {
+                values.entry(k.as_str()).or_default().push(v.as_str());
+            }
+        }
+    }
+    values
+        .into_iter()
+        .map(|(k, vs)| {
+            (
+                k.to_string(),
+                schema_evolution::resolve(current.get(k).copied(), vs),
+            )
+        })
+        .collect()
+}
+
+/// Raises `DQ-SCHEMA-RESCUED` for each value of a new observation that its column's type cannot hold.
+fn rescue_findings(
+    obs: &[Obs],
+    types: &BTreeMap<String, AttrType>,
+    fresh: &Fresh,
+    findings: &mut Vec<QuarantineRow>,
+) {
+    for o in obs {
+        if !fresh.contains(o.source_table, &o.source_key) {
+            continue;
+        }
+        for (attr, raw) in &o.observation.attrs {
+            let Some(ty) = types.get(attr) else {
+                continue;
+            };
+            if schema_evolution::read(*ty, raw).is_some() {
+                continue;
+            }
+            findings.push(QuarantineRow {
+                source_table: o.source_table.to_string(),
+                source_key: o.source_key.clone(),
+                finding: Finding::new(
+                    &rules::SCHEMA_RESCUED,
+                    Some(attr.as_str()),
+                    format!(
+                        "the value does not read as {} (the column's type) nor as an allowed wider type: \
+                         the column is left null and the value kept in {}",
+                        ty.name(),
+                        schema_evolution::RESCUED_COLUMN
+                    ),
+                    Some(raw.as_str()),
+                ),
+                action: rules::SCHEMA_RESCUED.action.as_str(),
+                raw_record: None,
+                source_name: None,
+                source_position: None,
+            });
+        }
+    }
+}
+
+/// Every observation of the given patients (all patients when `whole`).
+async fn load_observations(
+    lake: &Lake,
+    whole: bool,
+    touched: &BTreeSet<String>,
+) -> Result<BTreeMap<String, Vec<Obs>>> {
     let filter = if whole {
         String::new()
     } else {
-        format!(" WHERE patient_key IN ({})", sql_list(&touched))
+        format!(" WHERE patient_key IN ({})", sql_list(touched))
     };
-
     let mut observations: BTreeMap<String, Vec<Obs>> = BTreeMap::new();
     if lake.open_table(ADT_EVENTS).await?.is_some() && (whole || !touched.is_empty()) {
         let sql = format!(
@@ -172,61 +402,7 @@ pub async fn refresh(lake: &Lake, full: bool) -> Result<PatientOutput> {
         }
     }
 
-    let mut rows = RowsBuilder::new();
-    let extra: BTreeSet<String> = observations
-        .values()
-        .flatten()
-        .flat_map(|o| o.observation.attrs.keys().cloned())
-        .filter(|k| !CORE.contains(&k.as_str()))
-        .collect();
-    for (key, obs) in observations.iter_mut() {
-        let accepted = drop_identity_conflicts(obs, &mut out.quarantine);
-        let history = build_history(key, &accepted);
-        out.patients += 1;
-        let (hospital, mrn) = key.split_once('|').unwrap_or((key, ""));
-        for v in history {
-            let mut cells: Vec<(&str, Cell)> = vec![
-                ("patient_sk", Cell::Int(Some(v.surrogate_key))),
-                ("patient_key", Cell::str(Some(key.clone()))),
-                ("hospital_id", Cell::str(Some(hospital))),
-                ("mrn", Cell::str(Some(mrn))),
-            ];
-            for name in CORE {
-                let value = v.attrs.get(name).cloned();
-                if name == "birth_date" {
-                    cells.push((
-                        name,
-                        Cell::date(
-                            value.and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok()),
-                        ),
-                    ));
-                } else {
-                    cells.push((name, Cell::Str(value)));
-                }
-            }
-            for name in &extra {
-                cells.push((name.as_str(), Cell::Str(v.attrs.get(name).cloned())));
-            }
-            cells.push(("valid_from", Cell::ts(Some(v.valid_from))));
-            cells.push(("valid_to", Cell::ts(v.valid_to)));
-            cells.push(("is_current", Cell::Bool(Some(v.is_current()))));
-            cells.push(("status", Cell::str(Some(v.status()))));
-            cells.push(("started_by", Cell::str(Some(v.started_by.clone()))));
-            rows.push_row(cells);
-        }
-    }
-    out.versions = rows.len();
-    if rows.is_empty() {
-        if !markers.is_empty() {
-            lake.commit_markers(DIM_PATIENT, empty_schema(), &markers)
-                .await?;
-        }
-        return Ok(out);
-    }
-    let predicate = (!whole).then(|| format!("patient_key IN ({})", sql_list(&touched)));
-    lake.rewrite(DIM_PATIENT, vec![rows.finish()?], predicate, &markers)
-        .await?;
-    Ok(out)
+    Ok(observations)
 }
 
 fn parse_attrs(json: Option<&str>) -> BTreeMap<String, String> {

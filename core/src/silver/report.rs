@@ -164,7 +164,7 @@ pub struct DqReport {
     pub sources: Vec<SourceSummary>,
     /// The same figures for the earlier runs (newest first), for the trend.
     pub trend: Vec<TrendPoint>,
-    /// Columns that appeared in the source tables, with the first run that saw them.
+    /// Columns that appeared in the source tables, and attribute columns whose type was widened.
     pub schema_changes: Vec<SchemaChange>,
     /// Quarantine samples, PHI masked.
     pub samples: Vec<Sample>,
@@ -217,13 +217,15 @@ pub struct TrendPoint {
     pub pass_rate: Option<f64>,
 }
 
-/// A column seen for the first time.
+/// A column seen for the first time, or widened.
 #[derive(Debug, Serialize)]
 pub struct SchemaChange {
     /// Table.
     pub table: String,
     /// Column.
     pub column: String,
+    /// `added`, or `widened from long to double` (`DQ-SCHEMA-WIDENED`).
+    pub change: String,
 }
 
 /// A quarantined record, PHI masked.
@@ -429,6 +431,32 @@ async fn schema_changes(lake: &Lake) -> Result<Vec<SchemaChange>> {
                 out.push(SchemaChange {
                     table: info.name.clone(),
                     column: name,
+                    change: "added".into(),
+                });
+            }
+        }
+    }
+    if lake.open_table(QUARANTINE).await?.is_some() {
+        let sql = format!(
+            "SELECT source_table, field, reason FROM silver_quarantine WHERE rule_id = '{}' \
+             ORDER BY source_table, field",
+            rules::SCHEMA_WIDENED.id
+        );
+        for b in lake.sql(&[QUARANTINE], &sql).await? {
+            let table = strings(&b, "source_table")?;
+            let field = strings(&b, "field")?;
+            let reason = strings(&b, "reason")?;
+            for i in 0..b.num_rows() {
+                let column = field[i].clone().unwrap_or_default();
+                let change = reason[i]
+                    .as_deref()
+                    .and_then(|r| r.split_once(" widened "))
+                    .map(|(_, how)| format!("widened {how}"))
+                    .unwrap_or_else(|| "widened".into());
+                out.push(SchemaChange {
+                    table: table[i].clone().unwrap_or_default(),
+                    column,
+                    change,
                 });
             }
         }
@@ -492,7 +520,12 @@ pub fn to_html(r: &DqReport) -> String {
     }
     h.push_str("</table><h2>Schema changes seen</h2><ul>");
     for c in &r.schema_changes {
-        h.push_str(&format!("<li>{}.{}</li>", esc(&c.table), esc(&c.column)));
+        h.push_str(&format!(
+            "<li>{}.{}: {}</li>",
+            esc(&c.table),
+            esc(&c.column),
+            esc(&c.change)
+        ));
     }
     h.push_str("</ul><h2>Samples (PHI masked)</h2><table><tr><th>rule</th><th>table</th><th>field</th><th>reason</th><th>value</th></tr>");
     for s in &r.samples {

@@ -117,6 +117,12 @@ async fn simulate(
     speed: f64,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    // The simulated hospitals and departments go to Bronze first: without them every event would be
+    // quarantined as coming from an unknown facility.
+    match ingest_reference(&state, &cfg).await {
+        Ok(rows) => tracing::info!(rows, "simulated hospitals and departments ingested"),
+        Err(e) => tracing::error!("simulated reference data not ingested: {e:#}"),
+    }
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, String)>(20_000);
     let stopped = Arc::new(AtomicBool::new(false));
     let producer_stop = stopped.clone();
@@ -190,4 +196,30 @@ async fn simulate(
         Ok(Err(e)) => tracing::error!("simulator: {e}"),
         Err(e) => tracing::error!("simulator thread: {e}"),
     }
+}
+
+/// Writes the simulator's reference data for `cfg` and ingests it into Bronze; returns the rows written.
+async fn ingest_reference(state: &Arc<AppState>, cfg: &SimConfig) -> anyhow::Result<usize> {
+    let lake = state
+        .lake()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .clone();
+    let cfg = cfg.clone();
+    let handle = tokio::runtime::Handle::current();
+    // The ingest's progress callback is not `Send`: run it to completion on a blocking thread.
+    tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
+        let dir = tempfile::tempdir().context("temporary folder")?;
+        patientflow_simulator::write_reference_data(&cfg, dir.path())
+            .context("writing the simulated reference data")?;
+        let paths = [dir.path().join("reference").display().to_string()];
+        let quiet = |_: &str, _: usize| {};
+        let run_id = patientflow_core::bronze::new_run_id("simulate-reference");
+        let report = handle.block_on(patientflow_core::bronze::reference::ingest_paths(
+            &lake, &paths, &run_id, &quiet,
+        ))?;
+        Ok(report.total_rows())
+    })
+    .await
+    .context("reference ingest thread")?
 }

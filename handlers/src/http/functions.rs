@@ -192,6 +192,31 @@ pub struct Invocation {
     pub id: String,
 }
 
+/// The span an invocation runs in: `invocation{function=…, invocation_id=…}` (plus the host's
+/// `traceparent` when the host sent the request). With OpenTelemetry export on, it is also named after
+/// the function and carries the FaaS attributes (see [`crate::telemetry`]).
+pub fn invocation_span(function: Function, id: &str, traceparent: Option<&str>) -> tracing::Span {
+    let span = match traceparent {
+        Some(tp) => tracing::info_span!(
+            "invocation",
+            function = function.name(),
+            invocation_id = %id,
+            traceparent = %tp,
+            otel.name = tracing::field::Empty,
+            otel.kind = tracing::field::Empty,
+        ),
+        None => tracing::info_span!(
+            "invocation",
+            function = function.name(),
+            invocation_id = %id,
+            otel.name = tracing::field::Empty,
+            otel.kind = tracing::field::Empty,
+        ),
+    };
+    crate::telemetry::start_invocation(&span, function, id, traceparent);
+    span
+}
+
 /// Runs one invocation and builds the host's answer: the HTTP status to send the host and the body.
 ///
 /// - HTTP functions always answer the host 200; their outcome or error goes to the caller through
@@ -230,7 +255,10 @@ pub async fn invoke(
                     f.name(),
                     reply.status
                 );
+                crate::telemetry::record_outcome(Some(reply.status), None);
                 outputs.insert("res".into(), reply.to_output());
+            } else {
+                crate::telemetry::record_outcome(None, None);
             }
             for line in &outcome.logs {
                 tracing::info!("{line}");
@@ -246,6 +274,10 @@ pub async fn invoke(
         }
         Err(e) => {
             let line = failure_line(f, &e);
+            crate::telemetry::record_outcome(
+                f.is_http().then(|| e.status()),
+                Some((e.code(), &line)),
+            );
             if e.status() >= 500 {
                 tracing::error!(code = e.code(), "{line}");
             } else {

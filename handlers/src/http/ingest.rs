@@ -253,7 +253,7 @@ fn blob_content(req: &InvokeRequest) -> Result<Vec<u8>, AppError> {
         other => other.to_string(),
     };
     let compact: String = value.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    if !compact.is_empty() && compact.len() % 4 == 0 {
+    if !compact.is_empty() && compact.len().is_multiple_of(4) {
         if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(compact.as_bytes()) {
             return Ok(bytes);
         }

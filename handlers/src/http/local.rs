@@ -118,7 +118,7 @@ pub async fn api_route(
     }
     let req = http_invocation(function, &method, &uri, &headers, &query, &params, &body);
     let id = uuid::Uuid::new_v4().to_string();
-    let span = tracing::info_span!("invocation", function = function.name(), invocation_id = %id);
+    let span = functions::invocation_span(function, &id, None);
     let inv = Invocation { function, id };
     let (status, response) =
         tracing::Instrument::instrument(functions::invoke(&state, &inv, req), span).await;
@@ -270,7 +270,14 @@ pub async fn feed_adt(
                 function: Function::AdtIngest,
                 id: uuid::Uuid::new_v4().to_string(),
             };
-            let (status, response) = functions::invoke(state, &inv, req).await;
+            // The stand-in for Event Hubs logs without an invocation span; exported traces get one.
+            let span = if crate::telemetry::enabled() {
+                functions::invocation_span(inv.function, &inv.id, None)
+            } else {
+                tracing::Span::none()
+            };
+            let (status, response) =
+                tracing::Instrument::instrument(functions::invoke(state, &inv, req), span).await;
             batches += 1;
             if status != 200 {
                 return Err(AppError::stage("bronze.adt", response.logs.join("; ")));

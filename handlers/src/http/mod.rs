@@ -244,12 +244,14 @@ async fn invoke_route(
     let id = header("x-azure-functions-invocationid")
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let traceparent = header("traceparent").unwrap_or_default();
-    let span = tracing::info_span!("invocation", function = function.name(), invocation_id = %id, traceparent = %traceparent);
+    let span = functions::invocation_span(function, &id, Some(&traceparent));
     async move {
         let req = match InvokeRequest::parse(&body) {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!("{}", functions::failure_line(function, &e));
+                let line = functions::failure_line(function, &e);
+                tracing::warn!("{line}");
+                crate::telemetry::record_outcome(None, Some((e.code(), &line)));
                 return e.into_response();
             }
         };

@@ -185,8 +185,7 @@ pub async fn run_timers(
                 fire(&state, &t, None, t.schedule.upcoming(Utc).next(), false).await;
                 last = Some(Utc::now());
             }
-            loop {
-                let Some(next) = t.schedule.upcoming(Utc).next() else { break };
+            while let Some(next) = t.schedule.upcoming(Utc).next() {
                 let wait = (next - Utc::now()).to_std().unwrap_or_default();
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
@@ -216,13 +215,22 @@ async fn fire(
         function: t.function,
         id: uuid::Uuid::new_v4().to_string(),
     };
-    let span =
-        tracing::info_span!("invocation", function = t.function.name(), invocation_id = %inv.id);
+    let span = functions::invocation_span(t.function, &inv.id, None);
     let req = timer_payload(t.function, last, next, past_due);
     let (status, response) =
         tracing::Instrument::instrument(functions::invoke(state, &inv, req), span).await;
     if status == 200 {
         tracing::info!(function = t.function.name(), "timer run succeeded");
+        // In Azure, Data Factory runs Gold after Silver (adf/); the local runtime stands in for it.
+        if t.function == Function::SilverRefresh {
+            let body = super::refresh::run_gold(state, false).await;
+            if body["StatusCode"] != "200" {
+                tracing::warn!(
+                    "Gold refresh after Silver failed: {}",
+                    body["Error"]["Message"]
+                );
+            }
+        }
     } else {
         tracing::warn!(
             function = t.function.name(),

@@ -60,8 +60,7 @@ pub fn build(inputs: &KpiInputs) -> Result<RecordBatch> {
     for ((h, d), (first, last)) in span {
         let zone = inputs.hospitals.zone(h);
         let (mut day, _) = local(first * crate::gold::time::HOUR_US, zone);
-        loop {
-            let Some(next) = day.succ_opt() else { break };
+        while let Some(next) = day.succ_opt() {
             let open_h = hour_floor(local_midnight(day, zone));
             let close_h = hour_floor(local_midnight(next, zone));
             if close_h > last {

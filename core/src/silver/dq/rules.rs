@@ -38,6 +38,11 @@ pub enum Action {
     Quarantine,
     /// Counted only (e.g. a re-delivery removed by Bronze, an event that arrived late).
     Count,
+    /// The value fits neither its column's type nor an allowed widening: the typed column is left null
+    /// and the raw value is kept in the row's `_rescued_data`.
+    Rescue,
+    /// The column's type was widened (long → double, date → timestamp); no value changed.
+    Widen,
 }
 
 impl Action {
@@ -48,6 +53,8 @@ impl Action {
             Action::DropAttribute => "drop_attribute",
             Action::Quarantine => "quarantine",
             Action::Count => "count",
+            Action::Rescue => "rescue",
+            Action::Widen => "widen",
         }
     }
 }
@@ -119,6 +126,10 @@ rules! {
         "An EHR extract row without its key columns, or irregular (wrong field count).";
     REF_ROW_INVALID = "DQ-REF-ROW-INVALID", Error, Quarantine,
         "A hospital or department row with a missing key, an unreadable number or date, or an unknown time zone.";
+    SCHEMA_RESCUED = "DQ-SCHEMA-RESCUED", Warn, Rescue,
+        "A patient attribute value that fits neither its column's type nor an allowed widening (e.g. abc in a long column); the column is null and the raw value is kept in _rescued_data.";
+    SCHEMA_WIDENED = "DQ-SCHEMA-WIDENED", Info, Widen,
+        "A patient attribute column widened to hold a new value (long to double, date to timestamp); recorded once per table and column.";
 }
 
 /// Looks a rule up by id.

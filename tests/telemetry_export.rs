@@ -1,0 +1,490 @@
+//! OpenTelemetry export from the real `patientflow handler` binary: with `OTEL_EXPORTER_OTLP_ENDPOINT`
+//! set, each invocation becomes one span (named after the function, FaaS attributes, outcome) that
+//! reaches an OTLP/HTTP collector — here a small axum server in the test recording `POST /v1/traces`
+//! (JSON protocol, so the bodies can be read). Without the variable nothing is sent; with an
+//! unreachable collector invocations still succeed and the handler warns once.
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use axum::Router;
+use patientflow_tests::binary;
+use serde_json::Value;
+
+/// The trace of the `traceparent` header the test sends, as the Functions host does.
+const HOST_TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
+
+/// One export request received by the collector.
+#[derive(Clone, Debug)]
+struct Export {
+    content_type: String,
+    body: String,
+}
+
+/// A fake OTLP/HTTP collector on a free loopback port.
+struct Collector {
+    addr: SocketAddr,
+    received: Arc<Mutex<Vec<Export>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn record(
+    State(received): State<Arc<Mutex<Vec<Export>>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ([(&'static str, &'static str); 1], &'static str) {
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    received.lock().unwrap().push(Export {
+        content_type,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
+    ([("content-type", "application/json")], "{}")
+}
+
+impl Collector {
+    async fn start() -> Collector {
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let app = Router::new()
+            .route("/v1/traces", post(record))
+            .with_state(received.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Collector {
+            addr,
+            received,
+            task,
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn exports(&self) -> Vec<Export> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// All spans of all JSON exports received so far.
+    fn spans(&self) -> Vec<Value> {
+        let mut spans = Vec::new();
+        for e in self.exports() {
+            let Ok(v) = serde_json::from_str::<Value>(&e.body) else {
+                continue;
+            };
+            for rs in v["resourceSpans"].as_array().into_iter().flatten() {
+                for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+                    for s in ss["spans"].as_array().into_iter().flatten() {
+                        let mut s = s.clone();
+                        s["resource"] = rs["resource"].clone();
+                        spans.push(s);
+                    }
+                }
+            }
+        }
+        spans
+    }
+
+    /// Waits (at most `limit`) for a span whose `faas.invocation_id` is `id`.
+    async fn wait_for_span(&self, id: &str, limit: Duration) -> Option<Value> {
+        let started = Instant::now();
+        loop {
+            if let Some(s) = self
+                .spans()
+                .into_iter()
+                .find(|s| attr(s, "faas.invocation_id").as_deref() == Some(id))
+            {
+                return Some(s);
+            }
+            if started.elapsed() > limit {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// An attribute of a span (or resource) in OTLP JSON, as text: `{"key": k, "value": {"stringValue": …}}`.
+fn attr(obj: &Value, key: &str) -> Option<String> {
+    let kv = obj["attributes"]
+        .as_array()?
+        .iter()
+        .find(|kv| kv["key"] == key)?;
+    let value = kv["value"].as_object()?.values().next()?;
+    Some(match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
+}
+
+/// The span's status code in OTLP JSON (0 unset, 1 ok, 2 error).
+fn status_code(span: &Value) -> i64 {
+    match &span["status"]["code"] {
+        Value::Number(n) => n.as_i64().unwrap_or_default(),
+        Value::String(s) if s.ends_with("ERROR") => 2,
+        Value::String(s) if s.ends_with("OK") => 1,
+        _ => 0,
+    }
+}
+
+/// The handler process (stdout and stderr to files in `dir`); killed when dropped.
+struct Handler {
+    child: Child,
+    base: String,
+    client: reqwest::Client,
+    _lake: tempfile::TempDir,
+}
+
+impl Drop for Handler {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Handler {
+    /// Starts `patientflow handler` as the Functions host does, with `env` on top of an environment
+    /// cleared of `OTEL_*`, and waits until `GET /` answers.
+    async fn start(env: &[(&str, String)], logs: &Path) -> Handler {
+        let lake = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut cmd = Command::new(binary());
+        cmd.arg("handler")
+            .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+            .env("FUNCTIONS_CUSTOMHANDLER_WORKER_ID", "test-worker")
+            .env("PATIENTFLOW_LAKE", lake.path().join("lake"))
+            .env("EventHubName", "adt-events")
+            .stdout(Stdio::from(File::create(logs.join("stdout")).unwrap()))
+            .stderr(Stdio::from(File::create(logs.join("stderr")).unwrap()));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("OTEL_") {
+                cmd.env_remove(k);
+            }
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("starting patientflow handler");
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .unwrap();
+        let mut h = Handler {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            client,
+            _lake: lake,
+        };
+        let started = Instant::now();
+        loop {
+            if h.client.get(format!("{}/", h.base)).send().await.is_ok() {
+                break;
+            }
+            if let Ok(Some(status)) = h.child.try_wait() {
+                panic!(
+                    "the handler exited with {status} before it was ready: {}",
+                    read_logs(logs)
+                );
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the handler must be ready within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        h
+    }
+
+    /// POSTs a raw invocation body with the host's headers (invocation id, traceparent); returns the
+    /// status the host gets.
+    async fn invoke_raw(&self, function: &str, id: &str, body: String) -> u16 {
+        self.client
+            .post(format!("{}/{function}", self.base))
+            .header("Content-Type", "application/json; charset=utf-8")
+            .header("X-Azure-Functions-InvocationId", id)
+            .header(
+                "traceparent",
+                format!("00-{HOST_TRACE_ID}-b7ad6b7169203331-01"),
+            )
+            .body(body)
+            .send()
+            .await
+            .expect("invocation request")
+            .status()
+            .as_u16()
+    }
+
+    /// Invokes `Health` with the host's payload; asserts the host gets 200.
+    async fn health(&self, id: &str) {
+        let status = self
+            .invoke_raw("Health", id, health_payload().to_string())
+            .await;
+        assert_eq!(status, 200, "Health invocation {id}");
+    }
+
+    /// Stops the handler as the host does (SIGTERM) and waits for it to exit.
+    async fn stop(&mut self) {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(killed.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "the handler exited with {status}");
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the handler must stop within 30 s of SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn health_payload() -> Value {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/http_health.json");
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+fn read_logs(dir: &Path) -> String {
+    let read = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap_or_default();
+    format!("stdout:\n{}\nstderr:\n{}", read("stdout"), read("stderr"))
+}
+
+/// A unique invocation id per call.
+fn invocation_id(tag: &str) -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{tag}-{:012x}", n as u64 & 0xffff_ffff_ffff)
+}
+
+#[tokio::test]
+async fn invocations_are_exported_as_otlp_spans() {
+    let collector = Collector::start().await;
+    let logs = tempfile::tempdir().unwrap();
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json".to_string()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "200".to_string()),
+    ];
+    let mut handler = Handler::start(&env, logs.path()).await;
+    let ok = [invocation_id("ok1"), invocation_id("ok2")];
+    for id in &ok {
+        handler.health(id).await;
+    }
+    // A body the handler cannot read: the invocation fails (400) and its span says so.
+    let bad = invocation_id("bad");
+    let status = handler
+        .invoke_raw("Health", &bad, "{not json".to_string())
+        .await;
+    assert_eq!(status, 400, "an unreadable invocation body is a 400");
+
+    for id in &ok {
+        let span = collector
+            .wait_for_span(id, Duration::from_secs(15))
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "no span for invocation {id}; received {:?}\n{}",
+                    collector.exports(),
+                    read_logs(logs.path())
+                )
+            });
+        assert_eq!(
+            span["name"], "Health",
+            "span named after the function: {span}"
+        );
+        assert_eq!(
+            attr(&span, "faas.name").as_deref(),
+            Some("Health"),
+            "{span}"
+        );
+        assert_eq!(
+            attr(&span, "faas.trigger").as_deref(),
+            Some("http"),
+            "{span}"
+        );
+        assert_eq!(
+            attr(&span, "http.response.status_code").as_deref(),
+            Some("200"),
+            "{span}"
+        );
+        assert_ne!(
+            status_code(&span),
+            2,
+            "a healthy invocation is no error: {span}"
+        );
+        assert_eq!(
+            span["traceId"], HOST_TRACE_ID,
+            "the span continues the host's trace: {span}"
+        );
+        assert_eq!(
+            attr(&span["resource"], "service.name").as_deref(),
+            Some("patientflow"),
+            "default service name: {span}"
+        );
+    }
+    let failed = collector
+        .wait_for_span(&bad, Duration::from_secs(15))
+        .await
+        .unwrap_or_else(|| panic!("no span for the failed invocation {bad}"));
+    assert_eq!(
+        status_code(&failed),
+        2,
+        "a failed invocation is an error: {failed}"
+    );
+    assert!(
+        attr(&failed, "error.type").is_some_and(|t| !t.is_empty()),
+        "error.type on the failed span: {failed}"
+    );
+
+    let exports = collector.exports();
+    assert!(
+        exports
+            .iter()
+            .all(|e| e.content_type.starts_with("application/json")),
+        "JSON protocol: {:?}",
+        exports.iter().map(|e| &e.content_type).collect::<Vec<_>>()
+    );
+    assert!(
+        exports
+            .iter()
+            .any(|e| e.body.contains("Health") && e.body.contains(&ok[0])),
+        "an export body names the function and the invocation id"
+    );
+    // Exactly one invocation span per invocation.
+    let spans = collector.spans();
+    for id in ok.iter().chain([&bad]) {
+        let n = spans
+            .iter()
+            .filter(|s| attr(s, "faas.invocation_id").as_deref() == Some(id.as_str()))
+            .count();
+        assert_eq!(n, 1, "one span for invocation {id}");
+    }
+    handler.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_flushes_spans_not_yet_exported() {
+    let collector = Collector::start().await;
+    let logs = tempfile::tempdir().unwrap();
+    // A batch delay far beyond the test: only the flush at shutdown can deliver the span.
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json".to_string()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "600000".to_string()),
+        ("OTEL_SERVICE_NAME", "patientflow-flush-test".to_string()),
+    ];
+    let mut handler = Handler::start(&env, logs.path()).await;
+    let id = invocation_id("flush");
+    handler.health(&id).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        collector.exports().is_empty(),
+        "nothing is exported before the batch delay or shutdown"
+    );
+    handler.stop().await;
+    let span = collector
+        .wait_for_span(&id, Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "the span was not flushed at shutdown\n{}",
+                read_logs(logs.path())
+            )
+        });
+    assert_eq!(
+        attr(&span["resource"], "service.name").as_deref(),
+        Some("patientflow-flush-test"),
+        "OTEL_SERVICE_NAME names the service: {span}"
+    );
+}
+
+#[tokio::test]
+async fn nothing_is_exported_without_an_endpoint() {
+    let collector = Collector::start().await;
+    let logs = tempfile::tempdir().unwrap();
+    // Everything but the endpoint: the batch settings alone must not turn export on.
+    let env = [
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json".to_string()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".to_string()),
+    ];
+    let mut handler = Handler::start(&env, logs.path()).await;
+    for _ in 0..2 {
+        handler.health(&invocation_id("off")).await;
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    handler.stop().await;
+    assert!(
+        collector.exports().is_empty(),
+        "no export without OTEL_EXPORTER_OTLP_ENDPOINT"
+    );
+    let text = read_logs(logs.path());
+    assert!(
+        !text.contains("OpenTelemetry"),
+        "no OpenTelemetry message without an endpoint: {text}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_collector_costs_one_warning() {
+    // A port nobody listens on.
+    let endpoint = format!("http://127.0.0.1:{}", free_port());
+    let logs = tempfile::tempdir().unwrap();
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".to_string()),
+    ];
+    let mut handler = Handler::start(&env, logs.path()).await;
+    for round in 0..3 {
+        handler
+            .health(&invocation_id(&format!("down{round}")))
+            .await;
+        // Let a batch go out (and fail) between invocations.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    handler.stop().await;
+    let text = read_logs(logs.path());
+    let warnings = text
+        .lines()
+        .filter(|l| l.contains("OpenTelemetry export"))
+        .collect::<Vec<_>>();
+    assert_eq!(warnings.len(), 1, "one warning, got: {text}");
+    assert!(
+        warnings[0].contains("WARN"),
+        "the warning is at warn level: {}",
+        warnings[0]
+    );
+    assert!(!text.contains("panicked"), "no panic: {text}");
+}
