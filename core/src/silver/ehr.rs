@@ -52,6 +52,51 @@ pub struct EhrOutput {
     pub findings: BTreeMap<&'static str, usize>,
 }
 
+/// One Bronze batch of an extract: every column as text, plus the lineage each row's findings carry.
+struct ExtractRows {
+    names: Vec<String>,
+    cols: Vec<Vec<Option<String>>>,
+    received: Vec<Option<DateTime<Utc>>>,
+    row_numbers: Vec<Option<i64>>,
+}
+
+impl ExtractRows {
+    fn read(batch: &deltalake::arrow::record_batch::RecordBatch) -> Result<Self> {
+        let names = names(batch);
+        let cols = names
+            .iter()
+            .map(|n| strings(batch, n))
+            .collect::<Result<_>>()?;
+        Ok(ExtractRows {
+            names,
+            cols,
+            received: timestamps(batch, "_ingested_at")?,
+            row_numbers: ints(batch, "_row_number")?,
+        })
+    }
+
+    /// Row `i`'s value of column `name`.
+    fn get(&self, name: &str, i: usize) -> Option<String> {
+        let c = self.names.iter().position(|n| n == name)?;
+        self.cols[c][i].clone()
+    }
+
+    /// Where row `i` came from, for its findings.
+    fn context(&self, i: usize) -> RowContext {
+        let file = self.get("_source_file", i);
+        RowContext {
+            key: format!(
+                "{}:{}",
+                file.clone().unwrap_or_default(),
+                self.row_numbers[i].unwrap_or_default()
+            ),
+            file,
+            row: self.row_numbers[i],
+            raw: row_json(&self.names, &self.cols, i),
+        }
+    }
+}
+
 struct RowContext {
     key: String,
     file: Option<String>,
@@ -163,28 +208,12 @@ pub async fn patients(
     let table = bronze::EHR_PATIENTS.sql_name();
     let mut b = RowsBuilder::new();
     stream_rows(inc, |batch| {
-        let cols_names = names(batch);
-        let cols: Vec<Vec<Option<String>>> = cols_names
-            .iter()
-            .map(|n| strings(batch, n))
-            .collect::<Result<_>>()?;
-        let col = |n: &str| cols_names.iter().position(|c| c == n);
-        let get = |n: &str, i: usize| col(n).and_then(|c| cols[c][i].clone());
-        let received = timestamps(batch, "_ingested_at")?;
-        let rownum = ints(batch, "_row_number")?;
+        let rows = ExtractRows::read(batch)?;
+        let (cols_names, cols, received) = (&rows.names, &rows.cols, &rows.received);
+        let get = |n: &str, i: usize| rows.get(n, i);
         for i in 0..batch.num_rows() {
             out.rows_in += 1;
-            let file = get("_source_file", i);
-            let rc = RowContext {
-                key: format!(
-                    "{}:{}",
-                    file.clone().unwrap_or_default(),
-                    rownum[i].unwrap_or_default()
-                ),
-                file,
-                row: rownum[i],
-                raw: row_json(&cols_names, &cols, i),
-            };
+            let rc = rows.context(i);
             if let Some(issue) = get("_row_issue", i) {
                 rc.finding(
                     &table,
@@ -330,28 +359,11 @@ pub async fn encounters(
     let table = bronze::EHR_ENCOUNTERS.sql_name();
     let mut b = RowsBuilder::new();
     stream_rows(inc, |batch| {
-        let cols_names = names(batch);
-        let cols: Vec<Vec<Option<String>>> = cols_names
-            .iter()
-            .map(|n| strings(batch, n))
-            .collect::<Result<_>>()?;
-        let col = |n: &str| cols_names.iter().position(|c| c == n);
-        let get = |n: &str, i: usize| col(n).and_then(|c| cols[c][i].clone());
-        let received = timestamps(batch, "_ingested_at")?;
-        let rownum = ints(batch, "_row_number")?;
+        let rows = ExtractRows::read(batch)?;
+        let get = |n: &str, i: usize| rows.get(n, i);
         for i in 0..batch.num_rows() {
             out.rows_in += 1;
-            let file = get("_source_file", i);
-            let rc = RowContext {
-                key: format!(
-                    "{}:{}",
-                    file.clone().unwrap_or_default(),
-                    rownum[i].unwrap_or_default()
-                ),
-                file,
-                row: rownum[i],
-                raw: row_json(&cols_names, &cols, i),
-            };
+            let rc = rows.context(i);
             if let Some(issue) = get("_row_issue", i) {
                 rc.finding(
                     &table,
@@ -414,7 +426,7 @@ pub async fn encounters(
             }
             let ctx = TimeContext {
                 zone,
-                received: reference_time(get("_extract_date", i).as_deref(), received[i]),
+                received: reference_time(get("_extract_date", i).as_deref(), rows.received[i]),
                 standard: TimeFormat::Iso8601,
             };
             let time = |field: &str, out: &mut EhrOutput| -> Option<DateTime<Utc>> {
@@ -488,7 +500,7 @@ pub async fn encounters(
                 ("discharge_time", Cell::ts(discharge)),
                 ("effective_time", Cell::ts(effective)),
                 ("source_key", Cell::str(Some(rc.key.clone()))),
-                ("ingested_at", Cell::ts(received[i])),
+                ("ingested_at", Cell::ts(rows.received[i])),
                 ("silver_run_id", Cell::str(Some(run_id))),
             ]);
         }
