@@ -53,6 +53,16 @@ pub struct SimConfig {
     pub preferred_language_from_day: Option<u32>,
     /// Day index from which `insurance_type` appears. `None` = two thirds through the run.
     pub insurance_type_from_day: Option<u32>,
+    /// Share of ADT messages with a content defect that the sender corrects and sends again as
+    /// a new, clean message (new message id, same event). Not a defect: no manifest line, but the
+    /// defective original's lines name the re-send in `corrected_by`.
+    pub corrected_resend_rate: f64,
+    /// Whether A08 updates may change identity attributes (family/given name, birth date, sex).
+    /// `false`: A08s only change address, insurance or language.
+    pub demographic_changes: bool,
+    /// Share of eligible identity-changing A08s delivered only after the encounter's next
+    /// message, which already carries the new values. Not a defect: no manifest line.
+    pub a08_overtaken_rate: f64,
 }
 
 impl Default for SimConfig {
@@ -68,6 +78,9 @@ impl Default for SimConfig {
             defect_rates: BTreeMap::new(),
             preferred_language_from_day: None,
             insurance_type_from_day: None,
+            corrected_resend_rate: 0.5,
+            demographic_changes: true,
+            a08_overtaken_rate: 0.3,
         }
     }
 }
@@ -155,6 +168,14 @@ impl SimConfig {
                 self.dirty_rate
             ));
         }
+        for (name, r) in [
+            ("corrected_resend_rate", self.corrected_resend_rate),
+            ("a08_overtaken_rate", self.a08_overtaken_rate),
+        ] {
+            if !(0.0..=1.0).contains(&r) {
+                return bad(format!("{name} = {r}: must be in [0, 1]"));
+            }
+        }
         for (c, r) in &self.defect_rates {
             if !(0.0..=1.0).contains(r) {
                 return bad(format!("defect_rates.{} = {r}: must be in [0, 1]", c.id()));
@@ -195,5 +216,33 @@ mod tests {
             ..SimConfig::default()
         };
         assert!(bad.validate().is_err());
+        assert_eq!(c.corrected_resend_rate, 0.5);
+        assert_eq!(c.a08_overtaken_rate, 0.3);
+        assert!(c.demographic_changes);
+        let c: SimConfig = serde_json::from_str(
+            r#"{"corrected_resend_rate": 1, "a08_overtaken_rate": 0, "demographic_changes": false}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.corrected_resend_rate,
+                c.a08_overtaken_rate,
+                c.demographic_changes
+            ),
+            (1.0, 0.0, false)
+        );
+        for bad in [
+            SimConfig {
+                corrected_resend_rate: 1.5,
+                ..SimConfig::default()
+            },
+            SimConfig {
+                a08_overtaken_rate: -0.1,
+                ..SimConfig::default()
+            },
+        ] {
+            let e = bad.validate().unwrap_err().to_string();
+            assert!(e.contains("must be in [0, 1]"), "{e}");
+        }
     }
 }

@@ -118,6 +118,10 @@ pub struct ManifestEntry {
     pub clean_value: Option<String>,
     /// Details (variant, related record, …).
     pub note: Option<String>,
+    /// ADT only: message id of the clean corrected re-send of this message (see
+    /// `SimConfig::corrected_resend_rate`); absent when the sender did not correct it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrected_by: Option<String>,
 }
 
 /// Offered/injected counts of one class at one source, in that source's sampling unit

@@ -225,6 +225,7 @@ impl EhrWriter {
                     field: None,
                     clean_value: None,
                     note: Some(format!("whole-file re-delivery of {name}:{i}")),
+                    corrected_by: None,
                 });
             }
         }
@@ -247,6 +248,7 @@ impl EhrWriter {
             field: Some(field.to_string()),
             clean_value: clean,
             note,
+            corrected_by: None,
         });
     }
 

@@ -44,6 +44,9 @@ impl Engine {
             scale: cfg.scale,
             json_fraction: cfg.json_fraction,
             rates,
+            resend_rate: cfg.corrected_resend_rate,
+            demographic_changes: cfg.demographic_changes,
+            a08_overtaken_rate: cfg.a08_overtaken_rate,
         };
         let specs = network::mha_hospitals();
         let sims = idx

@@ -139,6 +139,13 @@ pub struct Summary {
     pub adt_messages_by_type: BTreeMap<String, u64>,
     /// Delivered ADT messages by format (`hl7`, `json`).
     pub adt_messages_by_format: BTreeMap<String, u64>,
+    /// Corrected re-sends delivered (clean copies, under a new message id, of messages with a
+    /// content defect; included in `adt_messages`).
+    #[serde(default)]
+    pub corrected_resends: u64,
+    /// Identity-changing A08s delivered after their encounter's next message (not defects).
+    #[serde(default)]
+    pub a08_overtaken: u64,
     /// Data rows in all `patients_*.csv` (re-deliveries excluded).
     pub ehr_patient_rows: u64,
     /// Data rows in all `encounters_*.csv` (re-deliveries excluded).
@@ -323,6 +330,8 @@ pub fn generate(cfg: &SimConfig, out: &Path) -> Result<Summary, SimError> {
         adt_messages: 0,
         adt_messages_by_type: BTreeMap::new(),
         adt_messages_by_format: BTreeMap::new(),
+        corrected_resends: 0,
+        a08_overtaken: 0,
         ehr_patient_rows: ehr.patient_rows,
         ehr_encounter_rows: ehr.encounter_rows,
         defects: defect_lines,
@@ -349,6 +358,8 @@ pub fn generate(cfg: &SimConfig, out: &Path) -> Result<Summary, SimError> {
                 .entry(k.to_string())
                 .or_default() += v;
         }
+        summary.corrected_resends += sim.counts.corrected_resends;
+        summary.a08_overtaken += sim.counts.a08_overtaken;
         tallies.push(sim.inj.tally());
     }
     for t in &tallies {

@@ -184,7 +184,7 @@ pub struct Enc {
     /// Event time of the encounter's latest message (EHR `updated_at`).
     pub last_event: i64,
     last_touch_day: i64,
-    pending: Option<Box<Outgoing>>,
+    pending: Option<Box<Held>>,
     bound: i64,
     waiting: bool,
     had_icu: bool,
@@ -264,6 +264,25 @@ impl Ord for Outgoing {
     }
 }
 
+/// A message held back until just after its encounter's next message.
+#[derive(Debug)]
+struct Held {
+    out: Outgoing,
+    /// The held message's corrected re-send, delivered after it.
+    resend: Option<Resend>,
+    /// `true`: an identity-changing A08 overtaken by the next message (not a defect);
+    /// `false`: an `out_of_order` defect.
+    overtaken: bool,
+}
+
+/// A corrected re-send waiting for its original's delivery time.
+#[derive(Debug)]
+struct Resend {
+    out: Outgoing,
+    /// Delay after the original's delivery, milliseconds.
+    after_ms: i64,
+}
+
 /// Message counters of one hospital.
 #[derive(Debug, Clone, Default)]
 pub struct Counts {
@@ -273,6 +292,10 @@ pub struct Counts {
     pub delivered_by_type: BTreeMap<&'static str, u64>,
     /// Delivered messages by format.
     pub delivered_by_format: BTreeMap<&'static str, u64>,
+    /// Corrected re-sends of messages with a content defect.
+    pub corrected_resends: u64,
+    /// Identity-changing A08s delivered after the encounter's next message.
+    pub a08_overtaken: u64,
 }
 
 /// Run-wide settings a hospital simulation needs.
@@ -286,6 +309,12 @@ pub struct RunParams {
     pub scale: f64,
     pub json_fraction: f64,
     pub rates: BTreeMap<DC, f64>,
+    /// `SimConfig::corrected_resend_rate`.
+    pub resend_rate: f64,
+    /// `SimConfig::demographic_changes`.
+    pub demographic_changes: bool,
+    /// `SimConfig::a08_overtaken_rate`.
+    pub a08_overtaken_rate: f64,
 }
 
 /// The simulation of one hospital.
@@ -295,6 +324,10 @@ pub struct HospSim {
     pub run: RunParams,
     rng: SimRng,
     wire: SimRng,
+    /// Corrected re-sends (not defects).
+    resend_rng: SimRng,
+    /// Overtaken A08s (not defects).
+    overtake_rng: SimRng,
     pub inj: Injector,
     beds: [Vec<u32>; 7],
     hall: Vec<u32>,
@@ -348,13 +381,16 @@ pub fn flu_intensity(day: i64) -> f64 {
 
 impl HospSim {
     /// A new, empty hospital. Streams: `(seed, 100 + h)` clinical, `(seed, 200 + h)` wire,
-    /// `(seed, 300 + h)` defects — `h` is the hospital's network index, so a hospital's data do
-    /// not depend on which other hospitals are simulated.
+    /// `(seed, 300 + h)` defects, `(seed, 600 + h)` corrected re-sends, `(seed, 700 + h)` overtaken
+    /// A08s — `h` is the hospital's network index, so a hospital's data do not depend on which
+    /// other hospitals are simulated.
     pub fn new(plan: HospitalPlan, run: RunParams) -> Self {
         let h = plan.index as u64;
         let tz = OffsetTable::new(plan.tz, run.start - 3 * DAY, run.end + 12 * DAY);
         let rng = SimRng::new(run.seed, 100 + h);
         let wire = SimRng::new(run.seed, 200 + h);
+        let resend_rng = SimRng::new(run.seed, 600 + h);
+        let overtake_rng = SimRng::new(run.seed, 700 + h);
         let inj = Injector::new(run.rates.clone(), SimRng::new(run.seed, 300 + h));
         let mut beds: [Vec<u32>; 7] = Default::default();
         for d in network::DEPTS {
@@ -380,6 +416,8 @@ impl HospSim {
             tz,
             rng,
             wire,
+            resend_rng,
+            overtake_rng,
             inj,
             beds,
             hall: Vec::new(),
@@ -454,14 +492,18 @@ impl HospSim {
         }
     }
 
-    /// End of run: release out-of-order holds that never saw a follower (should not happen; the
-    /// hold is only offered when a follow-up message is certain within the run).
+    /// End of run: release holds that never saw a follower (should not happen; a hold is only
+    /// made when a follow-up message is certain within the run). Such a hold is not counted as
+    /// an `out_of_order` defect or an overtaken A08.
     pub fn finish(&mut self) {
         for i in 0..self.encs.len() {
-            if let Some(mut p) = self.encs[i].pending.take() {
-                self.inj.retract(DC::OutOfOrder, Source::Adt);
-                p.deliver_ms = p.deliver_ms.max(self.run.end * 1000);
-                self.push_out(*p);
+            if let Some(h) = self.encs[i].pending.take() {
+                if !h.overtaken {
+                    self.inj.retract(DC::OutOfOrder, Source::Adt);
+                }
+                let h = *h;
+                let at = h.out.deliver_ms.max(self.run.end * 1000);
+                self.release(h.out, h.resend, at);
             }
         }
     }
@@ -1214,17 +1256,27 @@ impl HospSim {
     }
 
     fn a08(&mut self, e: u32) {
-        let (done, p, cur) = {
+        let (done, p, cur, path, arrival) = {
             let enc = &self.encs[e as usize];
-            (enc.discharge >= 0 || enc.cancelled, enc.patient, enc.cur)
+            (
+                enc.discharge >= 0 || enc.cancelled,
+                enc.patient,
+                enc.cur,
+                enc.path,
+                enc.arrival,
+            )
         };
         if done || cur.is_none() {
             return;
         }
         let now = self.now;
-        let mut a = self.patients[p as usize].attrs;
+        let before = self.patients[p as usize].attrs;
+        let mut a = before;
         let age = self.age_at(p, now);
-        let kind = self.rng.weighted(&[0.6, 0.2, 0.15, 0.05]);
+        let mut kind = self.rng.weighted(&A08_KIND_WEIGHTS);
+        if !self.run.demographic_changes && matches!(kind, 1 | 4 | 5) {
+            kind = 0; // identity attributes never change: a move instead
+        }
         let mut changed = false;
         if kind == 1 {
             if a.sex == 0 && (18.0..55.0).contains(&age) {
@@ -1261,6 +1313,15 @@ impl HospSim {
                 self.patients[p as usize].latent_lang = l;
                 changed = true;
             }
+        } else if kind == 4 {
+            if let Some(b) = self.corrected_birth(a.birth as i64, age, path, arrival) {
+                a.birth = b as i32;
+                changed = true;
+            }
+        } else if kind == 5 && a.sex <= 1 && path != Path::Maternity {
+            // administrative sex registered wrongly (F↔M); the given name stays
+            a.sex = 1 - a.sex;
+            changed = true;
         }
         if !changed {
             // moved house
@@ -1280,8 +1341,35 @@ impl HospSim {
                 a.zip = towns[town].2 + self.rng.below(towns[town].3 as u64) as u32;
             }
         }
+        let identity = a.family != before.family
+            || a.given != before.given
+            || a.birth != before.birth
+            || a.sex != before.sex;
         self.set_attrs(p, a);
-        self.emit("A08", e, cur, None, None);
+        self.emit_msg("A08", e, cur, None, None, identity);
+    }
+
+    /// A corrected birth date for an A08: `birth` shifted by a few days (mistyped day), by
+    /// 1–11 months or by 1–2 years, in either direction. `None` when the result would not be
+    /// plausible: after the encounter's arrival day, older than 110 years, on the other side of
+    /// 18 than `age`, outside 15–50 years for an obstetric patient, or a placeholder date.
+    fn corrected_birth(&mut self, birth: i64, age: f64, path: Path, arrival: i64) -> Option<i64> {
+        let sign = if self.rng.chance(0.5) { 1 } else { -1 };
+        let b = match self.rng.index(3) {
+            0 => birth + sign * self.rng.range_i64(1, 27),
+            1 => birth + sign * self.rng.range_i64(28, 330),
+            _ => time::add_years_days(birth, sign * self.rng.range_i64(1, 2)),
+        };
+        let new_age = (time::day_index(self.now) - b) as f64 / 365.2425;
+        let ymd = time::ymd(b);
+        let ok = b != birth
+            && b <= time::day_index(arrival)
+            && new_age <= 110.0
+            && (new_age >= 18.0) == (age >= 18.0)
+            && (path != Path::Maternity || (15.0..=50.0).contains(&new_age))
+            && ymd != "1900-01-01"
+            && ymd != "1970-01-01";
+        ok.then_some(b)
     }
 
     fn set_attrs(&mut self, p: u32, a: Attrs) {
@@ -1307,6 +1395,20 @@ impl HospSim {
         loc: Option<Loc>,
         prior: Option<Loc>,
         discharge: Option<i64>,
+    ) {
+        self.emit_msg(ev, e, loc, prior, discharge, false);
+    }
+
+    /// [`Self::emit`]; `identity_change`: an A08 that changed family/given name, birth date or
+    /// sex (candidate for delivery after the encounter's next message).
+    fn emit_msg(
+        &mut self,
+        ev: &'static str,
+        e: u32,
+        loc: Option<Loc>,
+        prior: Option<Loc>,
+        discharge: Option<i64>,
+        identity_change: bool,
     ) {
         let now = self.now;
         let today = time::day_index(now);
@@ -1408,6 +1510,9 @@ impl HospSim {
         } else {
             MessageFormat::Hl7
         };
+        // The clean message, for a corrected re-send should `content_defects` damage it.
+        let clean = (self.run.resend_rate > 0.0).then(|| msg.clone());
+        let mstart = self.manifest.len();
         let malformed = self.content_defects(&mut msg, format, pat_attrs, today);
         let payload = match format {
             MessageFormat::Json => encode::to_json(&msg, &self.tz),
@@ -1428,18 +1533,47 @@ impl HospSim {
             event: ev,
             payload,
         };
-
-        // Delivery defects.
-        if !has_pending
-            && matches!(ev, "A04" | "A01" | "A02" | "A08")
+        // A content defect was injected (one manifest line): the sender may correct and re-send.
+        let resend = match clean {
+            Some(c)
+                if self.manifest.len() > mstart && self.resend_rng.chance(self.run.resend_rate) =>
+            {
+                Some(self.corrected_resend(c, format))
+            }
+            _ => None,
+        };
+        if let Some(r) = &resend {
+            let (id, by) = (out.message_id.clone(), r.out.message_id.clone());
+            self.link_resend(mstart, &id, &by);
+        }
+        // Whether the encounter certainly has a next message within a day and within the run.
+        let follower_due = !has_pending
             && bound != i64::MAX
             && bound < self.run.end
             && bound - now <= DAY
-            && bound > now
+            && bound > now;
+
+        // Delivery defects.
+        if follower_due
+            && matches!(ev, "A04" | "A01" | "A02" | "A08")
             && self.inj.offer(DC::OutOfOrder, Source::Adt)
         {
             // Held back until just after the encounter's next message (see `has_pending`).
-            self.encs[e as usize].pending = Some(Box::new(out));
+            self.encs[e as usize].pending = Some(Box::new(Held {
+                out,
+                resend,
+                overtaken: false,
+            }));
+            return;
+        }
+        // Not a defect: an identity-changing A08 overtaken by the encounter's next message.
+        if identity_change && follower_due && self.overtake_rng.chance(self.run.a08_overtaken_rate)
+        {
+            self.encs[e as usize].pending = Some(Box::new(Held {
+                out,
+                resend,
+                overtaken: true,
+            }));
             return;
         }
         if self.inj.offer(DC::LateEvent, Source::Adt) {
@@ -1458,23 +1592,30 @@ impl HospSim {
                     time::rfc3339_utc(t / 1000),
                     (t / 1000 - now) as f64 / 3600.0
                 )),
+                corrected_by: resend.as_ref().map(|r| r.out.message_id.clone()),
             });
             out.deliver_ms = t;
         }
         if has_pending {
-            let mut held = self.encs[e as usize].pending.take().expect("pending");
-            held.deliver_ms = out.deliver_ms + self.inj.rng.range_i64(1_000, 600_000);
-            self.manifest.push(ManifestEntry {
-                source: Source::Adt.id().into(),
-                record_key: out.message_id.clone(),
-                defect: DC::OutOfOrder.id().into(),
-                field: None,
-                clean_value: None,
-                note: Some(format!("overtook:{}", held.message_id)),
-            });
-            self.push_out(*held);
+            let held = *self.encs[e as usize].pending.take().expect("pending");
+            let at = if held.overtaken {
+                self.counts.a08_overtaken += 1;
+                out.deliver_ms + self.overtake_rng.range_i64(1_000, 600_000)
+            } else {
+                self.manifest.push(ManifestEntry {
+                    source: Source::Adt.id().into(),
+                    record_key: out.message_id.clone(),
+                    defect: DC::OutOfOrder.id().into(),
+                    field: None,
+                    clean_value: None,
+                    note: Some(format!("overtook:{}", held.out.message_id)),
+                    corrected_by: resend.as_ref().map(|r| r.out.message_id.clone()),
+                });
+                out.deliver_ms + self.inj.rng.range_i64(1_000, 600_000)
+            };
+            self.release(held.out, held.resend, at);
         }
-        if self.inj.offer(DC::DuplicateDelivery, Source::Adt) {
+        let dup = if self.inj.offer(DC::DuplicateDelivery, Source::Adt) {
             let mut dup = out.clone();
             dup.deliver_ms += self.inj.rng.range_i64(1_000, 6 * 3_600_000);
             self.manifest.push(ManifestEntry {
@@ -1487,11 +1628,69 @@ impl HospSim {
                     "re-delivered {}",
                     time::rfc3339_utc(dup.deliver_ms / 1000)
                 )),
+                corrected_by: resend.as_ref().map(|r| r.out.message_id.clone()),
             });
-            self.push_out(out);
-            self.push_out(dup);
+            Some(dup)
         } else {
-            self.push_out(out);
+            None
+        };
+        let at = out.deliver_ms;
+        self.release(out, resend, at);
+        if let Some(dup) = dup {
+            self.push_out(dup);
+        }
+    }
+
+    /// The corrected re-send of a message whose clean form is `m`: a new message id, recorded
+    /// 1–30 min after the original, same format and framing, no defect. Its delivery delay after
+    /// the original's delivery (1–60 min, never before its own recorded time) is drawn here.
+    fn corrected_resend(&mut self, mut m: AdtMessage, format: MessageFormat) -> Resend {
+        self.msg_counter += 1;
+        m.message_id = format!("{}-{:09}", self.plan.spec.id, self.msg_counter);
+        let TimeVal::At(recorded) = m.recorded else {
+            unreachable!("clean recorded time")
+        };
+        let later = self.resend_rng.range_i64(60, 30 * 60);
+        m.recorded = TimeVal::At(recorded + later);
+        let payload = match format {
+            MessageFormat::Json => encode::to_json(&m, &self.tz),
+            MessageFormat::Hl7 => {
+                encode::to_hl7(&m, &self.tz, self.plan.spec.framing.segment_end(), None)
+            }
+        };
+        let after_ms = self.resend_rng.range_i64(later * 1000 + 1_000, 3_600_000);
+        Resend {
+            out: Outgoing {
+                deliver_ms: 0,
+                seq: 0,
+                hosp: self.plan.index,
+                format,
+                message_id: m.message_id,
+                event: m.event,
+                payload,
+            },
+            after_ms,
+        }
+    }
+
+    /// Name the re-send `by` on every manifest line of message `id` written since `from`.
+    fn link_resend(&mut self, from: usize, id: &str, by: &str) {
+        for m in &mut self.manifest[from..] {
+            if m.record_key == id {
+                m.corrected_by = Some(by.to_string());
+            }
+        }
+    }
+
+    /// Queue a message for delivery at `at`, and its corrected re-send after it.
+    fn release(&mut self, mut out: Outgoing, resend: Option<Resend>, at: i64) {
+        out.deliver_ms = at;
+        self.push_out(out);
+        if let Some(r) = resend {
+            let mut o = r.out;
+            o.deliver_ms = at + r.after_ms;
+            self.counts.corrected_resends += 1;
+            self.push_out(o);
         }
     }
 
@@ -1522,6 +1721,7 @@ impl HospSim {
             field: field.map(|s| s.to_string()),
             clean_value: clean,
             note,
+            corrected_by: None,
         });
     }
 

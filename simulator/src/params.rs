@@ -148,6 +148,9 @@ pub const RETURN_PEDS: f64 = 0.30;
 pub const A08_ED: f64 = 0.02;
 /// … and per inpatient encounter.
 pub const A08_INPATIENT: f64 = 0.08;
+/// What an A08 changes: address, name (family or given), insurance, language, birth date
+/// (registration error corrected), administrative sex (F↔M, corrected).
+pub const A08_KIND_WEIGHTS: [f64; 6] = [0.52, 0.20, 0.15, 0.05, 0.05, 0.03];
 /// A11 (cancel admit) probability per elective admission.
 pub const A11_ELECTIVE: f64 = 0.02;
 /// A12 (cancel transfer) probability per ward stay (an erroneous A02 followed by its A12).

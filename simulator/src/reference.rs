@@ -81,6 +81,7 @@ pub fn write_reference(
                         field: None,
                         clean_value: None,
                         note: Some(format!("exact repeat of departments.csv:{}", row_no - 1)),
+                        corrected_by: None,
                     });
                 }
             }

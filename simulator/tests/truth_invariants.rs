@@ -176,12 +176,15 @@ fn length_of_stay_matches_configured_medians() {
         let ward: Vec<_> = ss.iter().filter(|s| s[3] != "ED").collect();
         let pick = if class[enc] == "E" && ward.is_empty() && ss.len() == 1 {
             Some(ss[0])
-        } else if ward.len() == 1 {
+        } else if ward.len() == 1 && ward[0][3] != "ICU" {
             Some(*ward[0])
         } else {
             None
         };
-        if let Some(s) = pick {
+        // An ICU stay is never split (no deterioration or erroneous transfer out of the ICU), so
+        // every ICU stay is one whole ICU LOS, also before a step-down or after a deterioration.
+        let icu = ss.iter().copied().filter(|s| s[3] == "ICU");
+        for s in pick.into_iter().chain(icu) {
             let (start, end) = (ts(&s[6]).unwrap(), ts(&s[7]));
             if let (Some(end), true) = (end, start < cutoff) {
                 los.entry(s[3].clone())
