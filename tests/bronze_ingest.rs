@@ -473,3 +473,128 @@ fn tables_lists_versions_rows_and_schema() {
         .unwrap();
     assert!(missing["version"].is_null());
 }
+
+/// Two ADT messages as one file, segments ended by `end`.
+fn two_messages(end: &str) -> String {
+    [
+        "MSH|^~\\&|REG|MHA01|LAKE|MHA|20260114083000-0600||ADT^A04|RD1|P|2.5",
+        "EVN|A04|20260114083000-0600",
+        "PID|||P1^^^MHA01^MR||Doe^Jane",
+        "PV1||E|ED^1^A^MHA01||||||||||||||||V1",
+        "MSH|^~\\&|REG|MHA01|LAKE|MHA|20260114090000-0600||ADT^A03|RD2|P|2.5",
+        "EVN|A03|20260114090000-0600",
+        "PID|||P1^^^MHA01^MR||Doe^Jane",
+        "PV1||E|ED^1^A^MHA01||||||||||||||||V1",
+    ]
+    .iter()
+    .map(|s| format!("{s}{end}"))
+    .collect()
+}
+
+/// A file whose messages are all in Bronze already, delivered again with other bytes (LF instead of
+/// CR): its messages count as re-deliveries, only the file-seen marker is committed, the run exits 0,
+/// and the next run sees the file as already ingested.
+#[test]
+fn a_file_of_re_deliveries_with_other_bytes_is_marked_seen_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first.hl7");
+    let again = dir.path().join("again_lf.hl7");
+    std::fs::write(&first, two_messages("\r")).unwrap();
+    std::fs::write(&again, two_messages("\n")).unwrap();
+    let lake = dir.path().join("lake");
+    let lake = lake.to_str().unwrap();
+    let json = |out: &std::process::Output| -> serde_json::Value {
+        let (stdout, stderr) = texts(out);
+        assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    };
+
+    let r = json(&run_cli(
+        lake,
+        &["ingest", "adt", "--json", first.to_str().unwrap()],
+    ));
+    assert_eq!(r["rows_written"]["bronze_adt_messages"], 2, "{r}");
+
+    let out = run_cli(lake, &["ingest", "adt", "--json", again.to_str().unwrap()]);
+    let (_, stderr) = texts(&out);
+    assert!(!stderr.contains("internal"), "{stderr}");
+    let r = json(&out);
+    assert_eq!(r["duplicates_skipped"], 2, "{r}");
+    assert_eq!(r["inputs_ingested"], 1, "{r}");
+    assert_eq!(r["inputs_already_ingested"], 0, "{r}");
+    assert_eq!(r["rows_written"], serde_json::json!({}), "{r}");
+
+    let r = json(&run_cli(
+        lake,
+        &["ingest", "adt", "--json", again.to_str().unwrap()],
+    ));
+    assert_eq!(r["inputs_already_ingested"], 1, "{r}");
+    assert_eq!(r["duplicates_skipped"], 0, "{r}");
+
+    let q = run_cli(
+        lake,
+        &[
+            "query",
+            "SELECT COUNT(*) AS n FROM bronze_adt_messages",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(texts(&q).0, "n\n2\n");
+}
+
+/// The same through the library, with a fresh ingestor each time (so the index comes from the table):
+/// the re-delivery-only file commits one version holding only its marker.
+#[tokio::test]
+async fn a_re_delivery_only_file_commits_only_its_marker() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first.hl7");
+    let again = dir.path().join("again_lf.hl7");
+    std::fs::write(&first, two_messages("\r")).unwrap();
+    std::fs::write(&again, two_messages("\n")).unwrap();
+    let lake = Lake::open(dir.path().join("lake").to_str().unwrap())
+        .await
+        .unwrap();
+    let ingest = |path: &std::path::Path| {
+        let lake = lake.clone();
+        let path = path.display().to_string();
+        async move {
+            AdtIngestor::new(lake)
+                .ingest_paths(&[path], "t", &no_progress)
+                .await
+                .unwrap()
+        }
+    };
+    let r = ingest(&first).await;
+    assert_eq!(r.total_rows(), 2);
+    let before = r.versions["bronze_adt_messages"];
+
+    let r = ingest(&again).await;
+    assert_eq!(
+        (r.duplicates_skipped, r.inputs_ingested, r.total_rows()),
+        (2, 1, 0)
+    );
+    assert_eq!(r.versions["bronze_adt_messages"], before + 1, "{r:?}");
+    let table = lake
+        .open_table(bronze::ADT_MESSAGES)
+        .await
+        .unwrap()
+        .unwrap();
+    let marker = format!(
+        "file:{}",
+        bronze::sha256_hex(&std::fs::read(&again).unwrap())
+    );
+    assert!(lake
+        .marker_version(&table, &marker)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        scenarios::count(&lake, "bronze_adt_messages", "true").await,
+        2
+    );
+
+    let r = ingest(&again).await;
+    assert_eq!((r.inputs_already_ingested, r.duplicates_skipped), (1, 0));
+    assert!(r.versions.is_empty(), "nothing committed: {r:?}");
+}

@@ -450,12 +450,25 @@ impl AdtIngestor {
             return Ok(());
         }
         let count = rows.len();
-        let batch = rows.finish()?;
-        let batches = if count > 0 { vec![batch] } else { Vec::new() };
-        if batches.is_empty() {
-            // Files that held only re-deliveries: nothing to append, nothing to mark.
+        if count == 0 {
+            // Files that held only re-deliveries: no row to append, but the files are seen, so their
+            // markers are committed alone and a retry skips them as already ingested.
+            let version = match self
+                .lake
+                .commit_markers(ADT_MESSAGES, adt_messages_schema(), markers)
+                .await
+            {
+                Ok(v) => v,
+                Err(e) => {
+                    index.version = -2;
+                    return Err(e);
+                }
+            };
+            index.version = version;
+            report.versions.insert(ADT_MESSAGES.sql_name(), version);
             return Ok(());
         }
+        let batches = vec![rows.finish()?];
         let metadata = HashMap::from([
             (
                 "patientflow.run_id".to_string(),
@@ -643,6 +656,40 @@ fn add_input_rows(
     }
 }
 
+/// The columns of `bronze_adt_messages`, as [`add_input_rows`] writes them: for creating the table when a
+/// commit carries only markers.
+fn adt_messages_schema() -> deltalake::arrow::datatypes::Schema {
+    use deltalake::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let column = |name: &str, ty: &DataType| Field::new(name, ty.clone(), true);
+    let (text, int, flag) = (DataType::Utf8, DataType::Int64, DataType::Boolean);
+    Schema::new(vec![
+        column("message_key", &text),
+        column("message_id", &text),
+        column("message_type", &text),
+        column("trigger_event", &text),
+        column("facility", &text),
+        column("format", &text),
+        column("parse_status", &text),
+        column("parse_error", &text),
+        column("id_conflict", &flag),
+        column("payload", &text),
+        column("payload_encoding", &text),
+        column("payload_sha256", &text),
+        column("source_kind", &text),
+        column("source_name", &text),
+        column("source_position", &int),
+        column("source_byte_offset", &int),
+        column("eh_partition", &text),
+        column("eh_sequence_number", &int),
+        column("eh_offset", &text),
+        column("eh_enqueued_time", &ts),
+        column("ingested_at", &ts),
+        column("ingest_date", &text),
+        column("run_id", &text),
+    ])
+}
+
 /// Counts of Bronze ADT rows by parse status, for reports and tests.
 pub async fn status_counts(lake: &Lake) -> Result<BTreeMap<String, i64>> {
     if lake.open_table(ADT_MESSAGES).await?.is_none() {
@@ -703,6 +750,27 @@ mod tests {
             .unwrap_err()
             .starts_with("binary content"));
         assert!(split_messages("  \n").is_empty());
+    }
+
+    #[test]
+    fn the_marker_only_schema_is_the_schema_rows_are_written_with() {
+        let mut index = KeyIndex::default();
+        let mut rows = RowsBuilder::new();
+        let mut report = IngestReport::default();
+        let input = AdtInput {
+            payload: b"MSH|^~\\&|A|F|||2026||ADT^A01|1|P|2.5\rPID|1||M1".to_vec(),
+            lineage: Lineage::default(),
+        };
+        add_input_rows(
+            &input,
+            &mut index,
+            &mut rows,
+            &mut report,
+            "r",
+            chrono::Utc::now(),
+        );
+        let batch = rows.finish().unwrap();
+        assert_eq!(batch.schema().as_ref(), &adt_messages_schema());
     }
 
     #[test]
