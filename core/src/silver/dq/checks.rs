@@ -5,7 +5,9 @@ use chrono_tz::Tz;
 
 use super::rules::{self, Rule};
 use super::Finding;
-use crate::sources::adt::time::{parse_date, parse_source_time, TimeFormat};
+use crate::sources::adt::time::{
+    parse_date, parse_source_time, LocalReading, SourceTime, TimeFormat,
+};
 
 /// What a time is checked against.
 #[derive(Debug, Clone, Copy)]
@@ -69,7 +71,7 @@ pub fn check_time(
             Some(raw),
         ));
     }
-    let utc = parsed.to_utc(ctx.zone).map_err(|e| {
+    let resolved = parsed.resolve(ctx.zone).map_err(|e| {
         Finding::new(
             invalid_rule,
             Some(field),
@@ -77,6 +79,7 @@ pub fn check_time(
             Some(raw),
         )
     })?;
+    let utc = resolved.utc;
     if utc > ctx.received + chrono::Duration::hours(24) {
         return Err(Finding::new(
             &rules::TIME_FUTURE,
@@ -97,18 +100,54 @@ pub fn check_time(
             Some(raw),
         ));
     }
-    if parsed.offset.is_none() {
-        findings.push(Finding::new(
-            &rules::TIME_NO_OFFSET,
-            Some(field),
-            format!(
-                "{field} has no UTC offset; read as {} local time",
-                ctx.zone.name()
-            ),
-            Some(raw),
-        ));
+    if let Some(f) = local_reading_finding(field, raw, &parsed, resolved.reading, utc, ctx.zone) {
+        findings.push(f);
     }
     Ok(CheckedTime { utc, findings })
+}
+
+/// The finding for a time without a UTC offset: the generic one when the local time exists once in the
+/// zone, the DST rule's own when it fell in the spring-forward gap or the fall-back overlap (instead of,
+/// not beside, the generic one). None for a time with an offset.
+fn local_reading_finding(
+    field: &str,
+    raw: &str,
+    parsed: &SourceTime,
+    reading: LocalReading,
+    utc: DateTime<Utc>,
+    zone: Tz,
+) -> Option<Finding> {
+    let local = parsed.local.format("%Y-%m-%d %H:%M");
+    let instant = utc.format("%Y-%m-%dT%H:%M:%SZ");
+    let (rule, reason) = match reading {
+        LocalReading::Offset => return None,
+        LocalReading::Unique => (
+            &rules::TIME_NO_OFFSET,
+            format!(
+                "{field} has no UTC offset; read as {} local time",
+                zone.name()
+            ),
+        ),
+        LocalReading::Nonexistent => (
+            &rules::TIME_LOCAL_NONEXISTENT,
+            format!(
+                "guessed repair: {field} {local} has no UTC offset and does not exist in {} \
+                 (spring-forward gap); shifted forward by the gap to {} = {instant}",
+                zone.name(),
+                utc.with_timezone(&zone).format("%H:%M %Z"),
+            ),
+        ),
+        LocalReading::Ambiguous => (
+            &rules::TIME_LOCAL_AMBIGUOUS,
+            format!(
+                "guessed repair: {field} {local} has no UTC offset and happens twice in {} \
+                 (fall-back overlap); the earlier instant is taken, {} = {instant}",
+                zone.name(),
+                utc.with_timezone(&zone).format("%H:%M %Z"),
+            ),
+        ),
+    };
+    Some(Finding::new(rule, Some(field), reason, Some(raw)))
 }
 
 /// Parses and checks a birth date against the event date: not a placeholder, not after the event, not
@@ -261,6 +300,35 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.rule.id, "DQ-TIME-EVENT-INVALID");
+    }
+
+    #[test]
+    fn dst_edges_get_their_own_finding_instead_of_the_generic_one() {
+        let mut c = ctx();
+        c.received = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+        let check_late =
+            |raw: &str| check_time("event_time", raw, &c, &rules::TIME_EVENT_INVALID).unwrap();
+        let gap = check_late("20260308023000");
+        assert_eq!(gap.utc, Utc.with_ymd_and_hms(2026, 3, 8, 8, 30, 0).unwrap());
+        assert_eq!(gap.findings.len(), 1, "{:?}", gap.findings);
+        assert_eq!(gap.findings[0].rule.id, "DQ-TIME-LOCAL-NONEXISTENT");
+        assert!(gap.findings[0].reason.starts_with("guessed repair:"));
+        assert!(
+            gap.findings[0].reason.contains("03:30 CDT"),
+            "{}",
+            gap.findings[0].reason
+        );
+        let overlap = check_late("2026-11-01T01:30:00");
+        assert_eq!(
+            overlap.utc,
+            Utc.with_ymd_and_hms(2026, 11, 1, 6, 30, 0).unwrap()
+        );
+        let ids: Vec<_> = overlap.findings.iter().map(|f| f.rule.id).collect();
+        assert_eq!(ids, ["DQ-TIME-FORMAT", "DQ-TIME-LOCAL-AMBIGUOUS"]);
+        assert!(overlap.findings[1].reason.contains("earlier instant"));
+        // With an offset, the overlap is no question.
+        let stated = check_late("202611010130-0600");
+        assert!(stated.findings.is_empty());
     }
 
     #[test]

@@ -130,6 +130,10 @@ rules! {
         "A patient attribute value that fits neither its column's type nor an allowed widening (e.g. abc in a long column); the column is null and the raw value is kept in _rescued_data.";
     SCHEMA_WIDENED = "DQ-SCHEMA-WIDENED", Info, Widen,
         "A patient attribute column widened to hold a new value (long to double, date to timestamp); recorded once per table and column.";
+    TIME_LOCAL_NONEXISTENT = "DQ-TIME-LOCAL-NONEXISTENT", Warn, Repair,
+        "A local time without a UTC offset that does not exist in the hospital's zone (spring-forward gap); a guess: shifted forward by the gap (02:30 -> 03:30).";
+    TIME_LOCAL_AMBIGUOUS = "DQ-TIME-LOCAL-AMBIGUOUS", Warn, Repair,
+        "A local time without a UTC offset that happens twice in the hospital's zone (fall-back overlap); a guess: the earlier instant (daylight time).";
 }
 
 /// Looks a rule up by id.

@@ -75,8 +75,37 @@ pub enum TimeError {
     OutOfRange,
 }
 
+/// How a time was placed on the UTC time line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LocalReading {
+    /// The source stated a UTC offset: the zone was not needed.
+    Offset,
+    /// A zone-less local time that happens exactly once in the zone.
+    Unique,
+    /// A zone-less local time in the spring-forward gap: it never happened on the wall clock, and was
+    /// shifted forward by the length of the gap (a guess at what the source meant).
+    Nonexistent,
+    /// A zone-less local time in the fall-back overlap: it happened twice, and the earlier instant was
+    /// taken (a guess at what the source meant).
+    Ambiguous,
+}
+
+/// An instant and how the source's time was read to get it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResolvedTime {
+    /// The instant.
+    pub utc: DateTime<Utc>,
+    /// Which case of the DST policy applied.
+    pub reading: LocalReading,
+}
+
 impl SourceTime {
-    /// The instant in UTC.
+    /// The instant in UTC: [`SourceTime::resolve`] without the case it took.
+    pub fn to_utc(&self, zone: Tz) -> Result<DateTime<Utc>, TimeError> {
+        self.resolve(zone).map(|r| r.utc)
+    }
+
+    /// The instant in UTC, and which case of the DST policy gave it.
     ///
     /// With a stated offset, that offset is used and `zone` is ignored. Without one, `local` is read as
     /// wall-clock time in `zone` (the hospital's IANA zone), with this DST policy:
@@ -85,17 +114,21 @@ impl SourceTime {
     ///   in America/Chicago becomes 03:30 CDT (08:30 UTC);
     /// - an **ambiguous** local time (in the repeated fall-back hour) takes the *earlier* instant, i.e.
     ///   the daylight-time reading (01:30 on a fall-back day in America/Chicago → 01:30 CDT = 06:30 UTC).
-    pub fn to_utc(&self, zone: Tz) -> Result<DateTime<Utc>, TimeError> {
-        let offset_secs = match self.offset {
-            Some(off) => off.local_minus_utc(),
+    pub fn resolve(&self, zone: Tz) -> Result<ResolvedTime, TimeError> {
+        let (offset_secs, reading) = match self.offset {
+            Some(off) => (off.local_minus_utc(), LocalReading::Offset),
             None => match zone.from_local_datetime(&self.local) {
-                LocalResult::Single(t) => t.offset().fix().local_minus_utc(),
+                LocalResult::Single(t) => {
+                    (t.offset().fix().local_minus_utc(), LocalReading::Unique)
+                }
                 LocalResult::Ambiguous(a, b) => {
                     // Earlier instant = the larger offset (east-most reading).
-                    a.offset()
+                    let offset = a
+                        .offset()
                         .fix()
                         .local_minus_utc()
-                        .max(b.offset().fix().local_minus_utc())
+                        .max(b.offset().fix().local_minus_utc());
+                    (offset, LocalReading::Ambiguous)
                 }
                 LocalResult::None => {
                     // In a gap: use the offset in force a day before (i.e. before the transition).
@@ -103,9 +136,11 @@ impl SourceTime {
                         .local
                         .checked_sub_signed(Duration::days(1))
                         .ok_or(TimeError::OutOfRange)?;
-                    zone.offset_from_utc_datetime(&before)
+                    let offset = zone
+                        .offset_from_utc_datetime(&before)
                         .fix()
-                        .local_minus_utc()
+                        .local_minus_utc();
+                    (offset, LocalReading::Nonexistent)
                 }
             },
         };
@@ -113,7 +148,10 @@ impl SourceTime {
             .local
             .checked_sub_signed(Duration::seconds(i64::from(offset_secs)))
             .ok_or(TimeError::OutOfRange)?;
-        Ok(Utc.from_utc_datetime(&utc))
+        Ok(ResolvedTime {
+            utc: Utc.from_utc_datetime(&utc),
+            reading,
+        })
     }
 }
 
@@ -654,8 +692,16 @@ mod tests {
                 .to_utc(Chicago)
                 .unwrap()
         );
+        assert_eq!(
+            t.resolve(Chicago).unwrap().reading,
+            LocalReading::Nonexistent
+        );
         // Just around the gap nothing moves.
         let before = parse_source_time("2026-03-08T01:59:00").unwrap();
+        assert_eq!(
+            before.resolve(Chicago).unwrap().reading,
+            LocalReading::Unique
+        );
         assert_eq!(before.to_utc(Chicago).unwrap(), utc("2026-03-08T07:59:00Z"));
         let after = parse_source_time("2026-03-08T03:00:00").unwrap();
         assert_eq!(after.to_utc(Chicago).unwrap(), utc("2026-03-08T08:00:00Z"));
@@ -667,10 +713,19 @@ mod tests {
         let t = parse_source_time("11/01/2026 1:30 AM").unwrap();
         assert_eq!(t.to_utc(Chicago).unwrap(), utc("2026-11-01T06:30:00Z")); // CDT
         assert_eq!(t.to_utc(New_York).unwrap(), utc("2026-11-01T05:30:00Z")); // EDT
+        assert_eq!(t.resolve(Chicago).unwrap().reading, LocalReading::Ambiguous);
         let later = parse_source_time("2026-11-01T02:00:00").unwrap();
+        assert_eq!(
+            later.resolve(Chicago).unwrap().reading,
+            LocalReading::Unique
+        );
         assert_eq!(later.to_utc(Chicago).unwrap(), utc("2026-11-01T08:00:00Z")); // CST
                                                                                  // An explicit offset picks the second 01:30.
         let second = parse_source_time("202611010130-0600").unwrap();
+        assert_eq!(
+            second.resolve(Chicago).unwrap().reading,
+            LocalReading::Offset
+        );
         assert_eq!(second.to_utc(Chicago).unwrap(), utc("2026-11-01T07:30:00Z"));
     }
 

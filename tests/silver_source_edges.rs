@@ -1,0 +1,290 @@
+//! Source edges through Bronze and Silver: local times at the DST edges. Each outcome is read back
+//! where a user sees it: `silver_adt_events`, `silver_ehr_encounters` and `silver_quarantine`
+//! (rule, action, reason and the lineage `source_name` + `source_position`).
+
+use patientflow_core::bronze::{self, adt::AdtIngestor};
+use patientflow_core::pipeline::{refresh_silver, RefreshOptions};
+use patientflow_core::storage::columns::{ints, strings, timestamps};
+use patientflow_core::storage::Lake;
+
+const HOSPITALS: &str =
+    "hospital_id,name,city,state,time_zone\nMHA01,Lakeside General,Chicago,IL,America/Chicago\n";
+const DEPARTMENTS: &str = "hospital_id,department_code,department_name,department_type,licensed_beds,staffed_beds,nurses,physicians,effective_date\n\
+MHA01,ED,Emergency,Emergency,30,24,20,8,2026-01-01\n\
+MHA01,MED,Medical,Medical,40,32,28,10,2026-01-01\n";
+
+fn quiet(_: &str, _: usize) {}
+
+/// A lake holding the reference data (`hospitals` as given).
+async fn lake_with(dir: &std::path::Path, hospitals: &str) -> Lake {
+    let reference = dir.join("reference");
+    std::fs::create_dir_all(&reference).unwrap();
+    std::fs::write(reference.join("hospitals.csv"), hospitals).unwrap();
+    std::fs::write(reference.join("departments.csv"), DEPARTMENTS).unwrap();
+    let lake = Lake::open(dir.join("lake").to_str().unwrap())
+        .await
+        .unwrap();
+    let r =
+        bronze::reference::ingest_paths(&lake, &[reference.display().to_string()], "ref", &quiet)
+            .await
+            .unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    lake
+}
+
+async fn ingest_adt(lake: &Lake, path: &std::path::Path) -> bronze::IngestReport {
+    let r = AdtIngestor::new(lake.clone())
+        .ingest_paths(&[path.display().to_string()], "adt", &quiet)
+        .await
+        .unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    r
+}
+
+async fn refresh(lake: &Lake) {
+    let report = refresh_silver(
+        lake,
+        &RefreshOptions {
+            full: false,
+            trigger: "test".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.status, "succeeded", "{report:?}");
+}
+
+/// One `silver_quarantine` row.
+#[derive(Debug, Clone, PartialEq)]
+struct Found {
+    rule: String,
+    action: String,
+    field: Option<String>,
+    reason: String,
+    raw_value: Option<String>,
+    source_table: String,
+    source_key: String,
+    source_name: String,
+    source_position: Option<i64>,
+}
+
+async fn quarantine(lake: &Lake) -> Vec<Found> {
+    let mut out = Vec::new();
+    if lake
+        .open_table(patientflow_core::silver::QUARANTINE)
+        .await
+        .unwrap()
+        .is_none()
+    {
+        return out;
+    }
+    for b in lake
+        .sql(
+            &patientflow_core::silver::TABLES,
+            "SELECT * FROM silver_quarantine ORDER BY source_name, source_position, rule_id, field",
+        )
+        .await
+        .unwrap()
+    {
+        let col = |n: &str| strings(&b, n).unwrap();
+        let (rule, action, field, reason, raw) = (
+            col("rule_id"),
+            col("action"),
+            col("field"),
+            col("reason"),
+            col("raw_value"),
+        );
+        let (table, key, name) = (col("source_table"), col("source_key"), col("source_name"));
+        let position = ints(&b, "source_position").unwrap();
+        for i in 0..b.num_rows() {
+            out.push(Found {
+                rule: rule[i].clone().unwrap_or_default(),
+                action: action[i].clone().unwrap_or_default(),
+                field: field[i].clone(),
+                reason: reason[i].clone().unwrap_or_default(),
+                raw_value: raw[i].clone(),
+                source_table: table[i].clone().unwrap_or_default(),
+                source_key: key[i].clone().unwrap_or_default(),
+                source_name: name[i].clone().unwrap_or_default(),
+                source_position: position[i],
+            });
+        }
+    }
+    out
+}
+
+/// The findings of `rule`.
+fn of<'a>(found: &'a [Found], rule: &str) -> Vec<&'a Found> {
+    found.iter().filter(|f| f.rule == rule).collect()
+}
+
+/// `silver_adt_events` rows: message id → (event time RFC 3339, mrn, patient key).
+async fn events(lake: &Lake) -> std::collections::BTreeMap<String, (String, String, String)> {
+    let mut out = std::collections::BTreeMap::new();
+    for b in lake
+        .sql(
+            &patientflow_core::silver::TABLES,
+            "SELECT message_id, event_time, mrn, patient_key FROM silver_adt_events",
+        )
+        .await
+        .unwrap()
+    {
+        let id = strings(&b, "message_id").unwrap();
+        let t = timestamps(&b, "event_time").unwrap();
+        let mrn = strings(&b, "mrn").unwrap();
+        let key = strings(&b, "patient_key").unwrap();
+        for i in 0..b.num_rows() {
+            out.insert(
+                id[i].clone().unwrap(),
+                (
+                    t[i].unwrap()
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    mrn[i].clone().unwrap(),
+                    key[i].clone().unwrap(),
+                ),
+            );
+        }
+    }
+    out
+}
+
+/// An HL7 message; `time` goes to MSH-7, EVN-2 and EVN-6.
+fn hl7(id: &str, trigger: &str, time: &str, pid3: &str) -> String {
+    format!(
+        "MSH|^~\\&|REG|MHA01|LAKE|MHA|{time}||ADT^{trigger}|{id}|P|2.5\rEVN|{trigger}|{time}||||{time}\r\
+         PID|||{pid3}||Doe^Jane||19800101|F\rPV1||E|ED^1^A^MHA01||||||||||||||||V-{id}\r"
+    )
+}
+
+/// America/Chicago, 2026: 02:30 on March 8 is in the spring-forward gap, 01:30 on November 1 in the
+/// fall-back overlap. Each source (HL7, JSON, EHR extract) gets the DST rule's own finding instead of
+/// the generic one, with the documented instant and the record's lineage.
+#[tokio::test]
+async fn local_times_at_the_dst_edges_get_their_own_rule_in_every_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_with(dir.path(), HOSPITALS).await;
+    let adt = dir.path().join("adt");
+    std::fs::create_dir_all(&adt).unwrap();
+    let hl7_file = adt.join("dst.hl7");
+    std::fs::write(
+        &hl7_file,
+        hl7("H-GAP", "A04", "20260308023000", "P1^^^MHA01^MR")
+            + &hl7("H-OVERLAP", "A04", "20261101013000", "P1^^^MHA01^MR"),
+    )
+    .unwrap();
+    let json_file = adt.join("dst.ndjson");
+    let json = |id: &str, time: &str| {
+        format!(
+            "{{\"message_id\":\"{id}\",\"event_type\":\"A04\",\"facility\":\"MHA01\",\"recorded_time\":\"{time}\",\
+             \"patient\":{{\"mrn\":\"P2\"}},\"visit\":{{\"visit_number\":\"V-{id}\",\"department\":\"ED\"}}}}\n"
+        )
+    };
+    std::fs::write(
+        &json_file,
+        json("J-GAP", "2026-03-08T02:30:00") + &json("J-OVERLAP", "2026-11-01T01:30:00"),
+    )
+    .unwrap();
+    ingest_adt(&lake, &adt).await;
+    let ehr = dir.path().join("ehr");
+    std::fs::create_dir_all(&ehr).unwrap();
+    std::fs::write(
+        ehr.join("encounters_2026-11-02.csv"),
+        "encounter_id,patient_id,facility,department,patient_class,arrival_time,admit_time,discharge_time,updated_at\n\
+         E1,P3,MHA01,MED,I,2026-03-08T02:30:00,2026-03-08T03:00:00-05:00,2026-11-01T01:30:00,2026-11-01T12:00:00-06:00\n",
+    )
+    .unwrap();
+    let r = bronze::ehr::ingest_paths(&lake, &[ehr.display().to_string()], None, "ehr", &quiet)
+        .await
+        .unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    refresh(&lake).await;
+
+    let ev = events(&lake).await;
+    assert_eq!(
+        ev["H-GAP"].0, "2026-03-08T08:30:00Z",
+        "02:30 read as 03:30 CDT"
+    );
+    assert_eq!(
+        ev["H-OVERLAP"].0, "2026-11-01T06:30:00Z",
+        "the earlier 01:30"
+    );
+    assert_eq!(ev["J-GAP"].0, "2026-03-08T08:30:00Z");
+    assert_eq!(ev["J-OVERLAP"].0, "2026-11-01T06:30:00Z");
+
+    let found = quarantine(&lake).await;
+    let at = |rule: &str, file: &str, position: i64, field: &str| -> Found {
+        let hits: Vec<_> = of(&found, rule)
+            .into_iter()
+            .filter(|f| {
+                f.source_name.ends_with(file)
+                    && f.source_position == Some(position)
+                    && f.field.as_deref() == Some(field)
+            })
+            .collect();
+        assert_eq!(
+            hits.len(),
+            1,
+            "{rule} {file}#{position} {field}: {found:#?}"
+        );
+        hits[0].clone()
+    };
+    for (rule, position, instant) in [
+        ("DQ-TIME-LOCAL-NONEXISTENT", 0, "2026-03-08T08:30:00Z"),
+        ("DQ-TIME-LOCAL-AMBIGUOUS", 1, "2026-11-01T06:30:00Z"),
+    ] {
+        let h = at(rule, "dst.hl7", position, "event_time");
+        let raw = ["20260308023000", "20261101013000"][position as usize];
+        assert_eq!(h.raw_value.as_deref(), Some(raw));
+        assert_eq!(h.action, "repair");
+        assert_eq!(h.source_table, "bronze_adt_messages");
+        let id = ["H-GAP", "H-OVERLAP"][position as usize];
+        assert_eq!(h.source_key, format!("MHA01|{id}"));
+        assert!(h.reason.starts_with("guessed repair:"), "{}", h.reason);
+        assert!(h.reason.contains(instant), "{}", h.reason);
+        let j = at(rule, "dst.ndjson", position, "recorded_time");
+        assert!(j.reason.contains(instant), "{}", j.reason);
+    }
+    assert!(at("DQ-TIME-LOCAL-NONEXISTENT", "dst.hl7", 0, "event_time")
+        .reason
+        .contains("03:30 CDT"));
+    assert!(at("DQ-TIME-LOCAL-AMBIGUOUS", "dst.hl7", 1, "event_time")
+        .reason
+        .contains("earlier instant"));
+    // The EHR row: both edges, lineage = file and row number.
+    let gap = at(
+        "DQ-TIME-LOCAL-NONEXISTENT",
+        "encounters_2026-11-02.csv",
+        1,
+        "arrival_time",
+    );
+    assert_eq!(gap.source_table, "bronze_ehr_encounters");
+    assert!(
+        gap.reason.contains("2026-03-08T08:30:00Z"),
+        "{}",
+        gap.reason
+    );
+    let overlap = at(
+        "DQ-TIME-LOCAL-AMBIGUOUS",
+        "encounters_2026-11-02.csv",
+        1,
+        "discharge_time",
+    );
+    assert!(overlap.reason.contains("2026-11-01T06:30:00Z"));
+    // Instead of, not beside, the generic finding: no DQ-TIME-NO-OFFSET on these times at all.
+    assert!(
+        of(&found, "DQ-TIME-NO-OFFSET").is_empty(),
+        "{:#?}",
+        of(&found, "DQ-TIME-NO-OFFSET")
+    );
+    let b = lake
+        .sql(
+            &patientflow_core::silver::TABLES,
+            "SELECT arrival_time, discharge_time FROM silver_ehr_encounters",
+        )
+        .await
+        .unwrap();
+    let arrival = timestamps(&b[0], "arrival_time").unwrap()[0].unwrap();
+    let discharge = timestamps(&b[0], "discharge_time").unwrap()[0].unwrap();
+    assert_eq!(arrival.to_rfc3339(), "2026-03-08T08:30:00+00:00");
+    assert_eq!(discharge.to_rfc3339(), "2026-11-01T06:30:00+00:00");
+}
