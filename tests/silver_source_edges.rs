@@ -1,5 +1,5 @@
-//! Source edges through Bronze and Silver: local times at the DST edges. Each outcome is read back
-//! where a user sees it: `silver_adt_events`, `silver_ehr_encounters` and `silver_quarantine`
+//! Source edges through Bronze and Silver: local times at the DST edges and the MRN chosen by
+//! assigning authority. Each outcome is read back where a user sees it: `silver_adt_events`, `silver_ehr_encounters` and `silver_quarantine`
 //! (rule, action, reason and the lineage `source_name` + `source_position`).
 
 use patientflow_core::bronze::{self, adt::AdtIngestor};
@@ -287,4 +287,60 @@ async fn local_times_at_the_dst_edges_get_their_own_rule_in_every_source() {
     let discharge = timestamps(&b[0], "discharge_time").unwrap()[0].unwrap();
     assert_eq!(arrival.to_rfc3339(), "2026-03-08T08:30:00+00:00");
     assert_eq!(discharge.to_rfc3339(), "2026-11-01T06:30:00+00:00");
+}
+
+/// PID-3 with two MR-typed identifiers from different assigning authorities: the hospital's configured
+/// authority picks the MRN; without a configuration the first MR-typed one stays the MRN; a configured
+/// authority that is not there falls back to it with an info finding.
+#[tokio::test]
+async fn the_mrn_is_chosen_by_the_facility_s_assigning_authority() {
+    let pid3 = "LEG123^^^LEGACY^MR~N456^^^MHA01^MR";
+    let run = |hospitals: &'static str| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake_with(dir.path(), hospitals).await;
+        let file = dir.path().join("ids.hl7");
+        std::fs::write(&file, hl7("M1", "A04", "20260114083000-0600", pid3)).unwrap();
+        ingest_adt(&lake, &file).await;
+        refresh(&lake).await;
+        (events(&lake).await, quarantine(&lake).await, dir)
+    };
+
+    let (ev, found, _dir) = run(
+        "hospital_id,name,city,state,time_zone,mrn_assigning_authority\n\
+         MHA01,Lakeside General,Chicago,IL,America/Chicago,MHA01\n",
+    )
+    .await;
+    assert_eq!(
+        (ev["M1"].1.as_str(), ev["M1"].2.as_str()),
+        ("N456", "MHA01|N456")
+    );
+    assert!(of(&found, "DQ-ADT-MRN-AUTHORITY").is_empty());
+
+    // The simulator's hospitals.csv has no such column: the documented fallback, no finding.
+    let (ev, found, _dir) = run(HOSPITALS).await;
+    assert_eq!(
+        (ev["M1"].1.as_str(), ev["M1"].2.as_str()),
+        ("LEG123", "MHA01|LEG123")
+    );
+    assert!(of(&found, "DQ-ADT-MRN-AUTHORITY").is_empty());
+
+    let (ev, found, _dir) = run(
+        "hospital_id,name,city,state,time_zone,mrn_assigning_authority\n\
+         MHA01,Lakeside General,Chicago,IL,America/Chicago,MHA09\n",
+    )
+    .await;
+    assert_eq!(ev["M1"].1, "LEG123");
+    let f = of(&found, "DQ-ADT-MRN-AUTHORITY");
+    assert_eq!(f.len(), 1, "{found:#?}");
+    assert_eq!(f[0].action, "repair");
+    assert_eq!(f[0].field.as_deref(), Some("mrn"));
+    assert_eq!(f[0].raw_value.as_deref(), Some("LEG123"));
+    assert!(
+        f[0].reason.contains("MHA09") && f[0].reason.contains("LEGACY, MHA01"),
+        "{}",
+        f[0].reason
+    );
+    assert_eq!(f[0].source_key, "MHA01|M1");
+    assert!(f[0].source_name.ends_with("ids.hl7"));
+    assert_eq!(f[0].source_position, Some(0));
 }

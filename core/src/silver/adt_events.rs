@@ -27,6 +27,9 @@ pub struct ReferenceData {
     pub hospitals: HashMap<String, Tz>,
     /// Hospital id → department codes ever defined for it.
     pub departments: HashMap<String, HashSet<String>>,
+    /// Hospital id → the assigning authority (PID-3 CX.4) of its MRNs, where configured
+    /// (`mrn_assigning_authority` of the hospital metadata).
+    pub mrn_authorities: HashMap<String, String>,
 }
 
 /// One Bronze ADT row, as Silver reads it.
@@ -215,7 +218,8 @@ fn type_event(
             e.facility.as_deref(),
         ));
     };
-    let Some(mrn) = e.mrn.clone() else {
+    let (mrn, mrn_finding) = choose_mrn(&e, refdata.mrn_authorities.get(&hospital_id));
+    let Some(mrn) = mrn else {
         return Typed::Rejected(Finding::new(
             &rules::ADT_MRN_MISSING,
             Some("mrn"),
@@ -259,6 +263,7 @@ fn type_event(
         standard,
     };
     let mut findings = Vec::new();
+    findings.extend(mrn_finding);
 
     let Some(raw_event_time) = e.event_time.as_deref() else {
         return Typed::Rejected(Finding::new(
@@ -432,6 +437,46 @@ fn type_event(
     Typed::Event(Box::new(event), findings)
 }
 
+/// The MRN: the PID-3 repetition typed `MR` whose assigning authority (CX.4) is the facility's
+/// configured one; when none is configured or none matches, the source's own choice (the first
+/// MR-typed repetition, else the first). A configured authority missing among several MR-typed
+/// repetitions leaves an info finding, so the fallback is visible.
+fn choose_mrn(e: &AdtEvent, authority: Option<&String>) -> (Option<String>, Option<Finding>) {
+    let Some(authority) = authority else {
+        return (e.mrn.clone(), None);
+    };
+    let typed: Vec<_> = e
+        .patient_identifiers
+        .iter()
+        .filter(|i| i.is_mrn())
+        .collect();
+    let chosen = typed.iter().find(|i| {
+        i.assigning_authority
+            .as_deref()
+            .is_some_and(|a| a.eq_ignore_ascii_case(authority))
+    });
+    if let Some(id) = chosen {
+        return (Some(id.id.clone()), None);
+    }
+    let finding = (typed.len() > 1).then(|| {
+        let seen: Vec<&str> = typed
+            .iter()
+            .map(|i| i.assigning_authority.as_deref().unwrap_or("(none)"))
+            .collect();
+        Finding::new(
+            &rules::ADT_MRN_AUTHORITY,
+            Some("mrn"),
+            format!(
+                "guessed repair: no MR-typed PID-3 repetition from the configured assigning \
+                 authority {authority} (found {}); the first MR-typed one is taken as the MRN",
+                seen.join(", ")
+            ),
+            e.mrn.as_deref(),
+        )
+    });
+    (e.mrn.clone(), finding)
+}
+
 /// Segments an ADT message of an applied trigger must have. The HL7 v2.5 structures of the applied
 /// triggers (ADT_A01 for A01/A04/A08/A13, ADT_A02, ADT_A03, ADT_A09 for A11, ADT_A12) all require
 /// EVN, PID and PV1.
@@ -459,6 +504,7 @@ mod tests {
                 "MHA01".to_string(),
                 ["ED", "MED", "ICU"].iter().map(|s| s.to_string()).collect(),
             )]),
+            ..ReferenceData::default()
         }
     }
 
@@ -520,6 +566,58 @@ PV1||I|MED^12^B^MHA01||||||||||||||||V1|||||||||||||||||||||||||{admit}";
         };
         assert_eq!(f.rule.id, "DQ-DEPT-UNKNOWN");
         assert_eq!(f.raw_value.as_deref(), Some("XRAY9"));
+    }
+
+    #[test]
+    fn the_mrn_is_chosen_by_the_facility_s_assigning_authority() {
+        let two = A01
+            .replace("{admit}", "")
+            .replace("P1^^^MHA01^MR", "LEG123^^^LEGACY^MR~N456^^^MHA01^MR");
+        let typed = |refdata: &ReferenceData, payload: &str| match type_row(&row(payload), refdata)
+        {
+            Typed::Event(e, f) => (e, f),
+            other => panic!("{other:?}"),
+        };
+        let mut configured = refdata();
+        configured
+            .mrn_authorities
+            .insert("MHA01".into(), "MHA01".into());
+        let (e, findings) = typed(&configured, &two);
+        assert_eq!(
+            (e.mrn.as_str(), e.patient_key.as_str()),
+            ("N456", "MHA01|N456")
+        );
+        assert!(!findings.iter().any(|f| f.rule.id == "DQ-ADT-MRN-AUTHORITY"));
+        // Not configured: the first MR-typed repetition, silently (the documented rule).
+        let (e, findings) = typed(&refdata(), &two);
+        assert_eq!(
+            (e.mrn.as_str(), e.patient_key.as_str()),
+            ("LEG123", "MHA01|LEG123")
+        );
+        assert!(!findings.iter().any(|f| f.rule.id == "DQ-ADT-MRN-AUTHORITY"));
+        // Configured but absent among several MR repetitions: the fallback, with an info finding.
+        configured
+            .mrn_authorities
+            .insert("MHA01".into(), "OTHER".into());
+        let (e, findings) = typed(&configured, &two);
+        assert_eq!(e.mrn, "LEG123");
+        let f = findings
+            .iter()
+            .find(|f| f.rule.id == "DQ-ADT-MRN-AUTHORITY")
+            .expect("fallback finding");
+        assert!(
+            f.reason.contains("OTHER") && f.reason.contains("LEGACY, MHA01"),
+            "{}",
+            f.reason
+        );
+        assert_eq!(f.raw_value.as_deref(), Some("LEG123"));
+        // One MR repetition from another authority: the fallback without a finding.
+        let one = A01
+            .replace("{admit}", "")
+            .replace("P1^^^MHA01^MR", "P1^^^LEGACY^MR");
+        let (e, findings) = typed(&configured, &one);
+        assert_eq!(e.mrn, "P1");
+        assert!(!findings.iter().any(|f| f.rule.id == "DQ-ADT-MRN-AUTHORITY"));
     }
 
     #[test]

@@ -64,6 +64,10 @@ pub async fn refresh(lake: &Lake, full: bool, out: &mut ReferenceOutput) -> Resu
                 ("city", Cell::Str(h.city.clone())),
                 ("state", Cell::Str(h.state.clone())),
                 ("time_zone", Cell::str(Some(h.zone.name()))),
+                (
+                    "mrn_assigning_authority",
+                    Cell::Str(h.mrn_assigning_authority.clone()),
+                ),
             ]);
         }
         out.rows_out += b.len();
@@ -111,9 +115,16 @@ pub async fn refresh(lake: &Lake, full: bool, out: &mut ReferenceOutput) -> Resu
 fn hospitals_schema() -> deltalake::arrow::datatypes::Schema {
     use deltalake::arrow::datatypes::{DataType, Field, Schema};
     Schema::new(
-        ["hospital_id", "name", "city", "state", "time_zone"]
-            .map(|n| Field::new(n, DataType::Utf8, true))
-            .to_vec(),
+        [
+            "hospital_id",
+            "name",
+            "city",
+            "state",
+            "time_zone",
+            "mrn_assigning_authority",
+        ]
+        .map(|n| Field::new(n, DataType::Utf8, true))
+        .to_vec(),
     )
 }
 
@@ -151,6 +162,8 @@ struct Hospital {
     city: Option<String>,
     state: Option<String>,
     zone: Tz,
+    /// The assigning authority (PID-3 CX.4) whose MR-typed identifier is the hospital's MRN.
+    mrn_assigning_authority: Option<String>,
 }
 
 /// The latest row per hospital id (by ingest order), with a valid zone.
@@ -174,6 +187,8 @@ async fn read_hospitals(
         let name = strings(&b, "name")?;
         let city = strings(&b, "city")?;
         let state = strings(&b, "state")?;
+        // Optional: hospital files without the column read as "not configured".
+        let authority = strings(&b, "mrn_assigning_authority")?;
         let file = strings(&b, "_source_file")?;
         let row = ints(&b, "_row_number")?;
         for i in 0..b.num_rows() {
@@ -214,6 +229,11 @@ async fn read_hospitals(
                     city: city[i].clone(),
                     state: state[i].clone(),
                     zone,
+                    mrn_assigning_authority: authority[i]
+                        .as_deref()
+                        .map(str::trim)
+                        .filter(|a| !a.is_empty())
+                        .map(str::to_string),
                 },
             );
         }
@@ -359,21 +379,25 @@ async fn department_dimension(
     b.finish().map(Some)
 }
 
-/// Loads what event typing needs: hospital zones and every department code ever defined.
+/// Loads what event typing needs: hospital zones and MRN assigning authorities, and every department
+/// code ever defined.
 pub async fn load_reference(lake: &Lake) -> Result<ReferenceData> {
     let mut data = ReferenceData::default();
     if lake.open_table(HOSPITALS).await?.is_some() {
+        // `*`: a table written before `mrn_assigning_authority` existed lacks the column.
         for b in lake
-            .sql(
-                &[HOSPITALS],
-                "SELECT hospital_id, time_zone FROM silver_hospitals",
-            )
+            .sql(&[HOSPITALS], "SELECT * FROM silver_hospitals")
             .await?
         {
             let ids = strings(&b, "hospital_id")?;
             let tz = strings(&b, "time_zone")?;
-            for (id, tz) in ids.into_iter().zip(tz) {
+            let authority = strings(&b, "mrn_assigning_authority")?;
+            for ((id, tz), authority) in ids.into_iter().zip(tz).zip(authority) {
                 if let (Some(id), Some(Ok(zone))) = (id, tz.map(|t| t.parse::<Tz>())) {
+                    if let Some(a) = authority.filter(|a| !a.trim().is_empty()) {
+                        data.mrn_authorities
+                            .insert(id.clone(), a.trim().to_string());
+                    }
                     data.hospitals.insert(id, zone);
                 }
             }

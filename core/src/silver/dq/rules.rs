@@ -134,6 +134,8 @@ rules! {
         "A local time without a UTC offset that does not exist in the hospital's zone (spring-forward gap); a guess: shifted forward by the gap (02:30 -> 03:30).";
     TIME_LOCAL_AMBIGUOUS = "DQ-TIME-LOCAL-AMBIGUOUS", Warn, Repair,
         "A local time without a UTC offset that happens twice in the hospital's zone (fall-back overlap); a guess: the earlier instant (daylight time).";
+    ADT_MRN_AUTHORITY = "DQ-ADT-MRN-AUTHORITY", Info, Repair,
+        "Several MR-typed PID-3 identifiers, none from the facility's configured assigning authority; a guess: the first MR-typed one is the MRN (the documented fallback).";
 }
 
 /// Looks a rule up by id.

@@ -187,6 +187,7 @@ pub fn parse_json_event(value: &Value) -> Result<AdtEvent, AdtJsonError> {
         recorded_time: Some(recorded_time),
         event_time: Some(event_time),
         mrn: Some(mrn),
+        patient_identifiers: Vec::new(),
         family_name: opt_str(patient, "family_name", "patient.family_name")?,
         given_name: opt_str(patient, "given_name", "patient.given_name")?,
         birth_date: opt_str(patient, "birth_date", "patient.birth_date")?,

@@ -35,8 +35,13 @@ pub struct AdtEvent {
     /// When the event happened (HL7 EVN-6, else EVN-2, else MSH-7; JSON `event_time`, else
     /// `recorded_time`).
     pub event_time: Option<String>,
-    /// Medical record number (HL7 PID-3: the first repetition typed `MR`, else the first one).
+    /// Medical record number (HL7 PID-3: the first repetition typed `MR`, else the first one). Silver
+    /// may choose another of [`AdtEvent::patient_identifiers`] by the facility's assigning authority.
     pub mrn: Option<String>,
+    /// Every patient identifier the message carries (HL7 PID-3 repetitions), in message order. Empty
+    /// for sources that name only one MRN (JSON `patient.mrn`, FHIR).
+    #[serde(default)]
+    pub patient_identifiers: Vec<PatientIdentifier>,
     /// Family name (HL7 PID-5.1).
     pub family_name: Option<String>,
     /// Given name (HL7 PID-5.2).
@@ -76,6 +81,26 @@ pub struct AdtEvent {
     /// Extra patient attributes by name (HL7 `ZPF-1` repetitions `name=value`; JSON
     /// `patient.attributes`), for schema evolution.
     pub attributes: BTreeMap<String, String>,
+}
+
+/// One patient identifier (HL7 CX): the id and who issued it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct PatientIdentifier {
+    /// The id (CX.1).
+    pub id: String,
+    /// The assigning authority's namespace id (CX.4, first sub-component HD.1), e.g. `MHA01`.
+    pub assigning_authority: Option<String>,
+    /// The identifier type code (CX.5, HL7 table 0203), e.g. `MR`.
+    pub type_code: Option<String>,
+}
+
+impl PatientIdentifier {
+    /// True when typed `MR` (medical record number).
+    pub fn is_mrn(&self) -> bool {
+        self.type_code
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("MR"))
+    }
 }
 
 /// The encoding of an ADT payload, as far as its first bytes tell.

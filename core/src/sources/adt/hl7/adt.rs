@@ -6,7 +6,7 @@ use super::error::Hl7Error;
 use super::header::clean;
 use super::message::Hl7Message;
 use super::segment::Field;
-use crate::sources::adt::AdtEvent;
+use crate::sources::adt::{AdtEvent, PatientIdentifier};
 
 /// The fields of the first segment named `name` (empty when there is none), split once so the many
 /// look-ups below each cost only their own field.
@@ -43,6 +43,23 @@ fn mrn(pid: &[Field<'_>]) -> Option<String> {
         }
     });
     typed_mr.or_else(|| clean(pid3.repetition(1)?.component(1)))
+}
+
+/// Every PID-3 repetition with an id: CX.1, the assigning authority's namespace (CX.4.1) and the
+/// identifier type (CX.5).
+fn identifiers(pid: &[Field<'_>]) -> Vec<PatientIdentifier> {
+    let Some(pid3) = pid.get(2) else {
+        return Vec::new();
+    };
+    pid3.repetitions()
+        .filter_map(|r| {
+            Some(PatientIdentifier {
+                id: clean(r.component(1))?,
+                assigning_authority: clean(r.subcomponent(4, 1)),
+                type_code: clean(r.component(5)),
+            })
+        })
+        .collect()
 }
 
 /// Extra patient attributes from every `ZPF` segment: field 1 repetitions `name=value`. Entries without
@@ -84,6 +101,7 @@ pub fn to_adt_event(msg: &Hl7Message<'_>) -> Result<AdtEvent, Hl7Error> {
         recorded_time,
         event_time,
         mrn: mrn(&pid),
+        patient_identifiers: identifiers(&pid),
         family_name: value(&pid, 5, 1),
         given_name: value(&pid, 5, 2),
         birth_date: value(&pid, 7, 1),
@@ -203,6 +221,33 @@ PV1|1|E|ED&1.2&ISO^^^MHA05&9.9&ISO";
         assert_eq!(e.recorded_time.as_deref(), Some("20260114082000"));
         assert_eq!(e.event_time.as_deref(), Some("20260114082000"));
         assert_eq!(e.mrn, None);
+    }
+
+    #[test]
+    fn every_pid3_repetition_is_kept_with_its_authority_and_type() {
+        let text = "MSH|^~\\&|APP|F|||2026||ADT^A08|7|P|2.5\rPID|1||LEG123^^^LEGACY^MR~N456^^^MHA01&1.2.3&ISO^MR~^^^X^PI~S1";
+        let e = to_adt_event(&Hl7Message::parse(text).unwrap()).unwrap();
+        // The source-neutral MRN stays the first MR-typed repetition; Silver chooses by authority.
+        assert_eq!(e.mrn.as_deref(), Some("LEG123"));
+        let ids: Vec<_> = e
+            .patient_identifiers
+            .iter()
+            .map(|i| {
+                (
+                    i.id.as_str(),
+                    i.assigning_authority.as_deref(),
+                    i.type_code.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                ("LEG123", Some("LEGACY"), Some("MR")),
+                ("N456", Some("MHA01"), Some("MR")),
+                ("S1", None, None),
+            ]
+        );
     }
 
     #[test]
