@@ -1,8 +1,9 @@
-//! Source edges through Bronze and Silver: local times at the DST edges and the MRN chosen by
-//! assigning authority. Each outcome is read back where a user sees it: `silver_adt_events`, `silver_ehr_encounters` and `silver_quarantine`
+//! Source edges through Bronze and Silver: local times at the DST edges, the MRN chosen by assigning
+//! authority, and messages whose bytes do not match their declared character set. Each outcome is read
+//! back where a user sees it: `silver_adt_events`, `silver_ehr_encounters` and `silver_quarantine`
 //! (rule, action, reason and the lineage `source_name` + `source_position`).
 
-use patientflow_core::bronze::{self, adt::AdtIngestor};
+use patientflow_core::bronze::{self, adt::AdtIngestor, adt::AdtInput, Lineage, LineageKind};
 use patientflow_core::pipeline::{refresh_silver, RefreshOptions};
 use patientflow_core::storage::columns::{ints, strings, timestamps};
 use patientflow_core::storage::Lake;
@@ -343,4 +344,275 @@ async fn the_mrn_is_chosen_by_the_facility_s_assigning_authority() {
     assert_eq!(f[0].source_key, "MHA01|M1");
     assert!(f[0].source_name.ends_with("ids.hl7"));
     assert_eq!(f[0].source_position, Some(0));
+}
+
+/// An HL7 A04 whose MSH-18 is `charset` and whose PID-3 and PID-5 are the given bytes.
+fn hl7_bytes(id: &str, charset: &str, pid3: &[u8], family: &[u8]) -> Vec<u8> {
+    let mut m = format!(
+        "MSH|^~\\&|REG|MHA01|LAKE|MHA|20260114083000-0600||ADT^A04|{id}|P|2.5||||||{charset}\r\
+         EVN|A04|20260114083000-0600||||20260114083000-0600\rPID|||"
+    )
+    .into_bytes();
+    m.extend_from_slice(pid3);
+    m.extend_from_slice(b"||");
+    m.extend_from_slice(family);
+    m.extend_from_slice(
+        format!("^Ann||19800101|F\rPV1||E|ED^1^A^MHA01||||||||||||||||V-{id}\r").as_bytes(),
+    );
+    m
+}
+
+/// The four messages of the charset test, in order: valid UTF-8; declared UTF-8 with a Latin-1 byte in
+/// the family name; declared UTF-8 with a Latin-1 byte in the MRN; no declaration, Latin-1 name.
+fn charset_messages() -> Vec<Vec<u8>> {
+    vec![
+        hl7_bytes("C1", "UNICODE UTF-8", b"P1^^^MHA01^MR", "Müller".as_bytes()),
+        hl7_bytes("C2", "UNICODE UTF-8", b"P2^^^MHA01^MR", b"M\xFCller"),
+        hl7_bytes("C3", "UNICODE UTF-8", b"P\xD83^^^MHA01^MR", b"Smith"),
+        hl7_bytes("C4", "", b"P4^^^MHA01^MR", b"M\xFCller"),
+    ]
+}
+
+/// Bronze rows by message id: (payload encoding, declared charset, charset issue, payload).
+async fn bronze_charsets(
+    lake: &Lake,
+) -> std::collections::BTreeMap<String, (String, Option<String>, Option<String>, String)> {
+    let mut out = std::collections::BTreeMap::new();
+    for b in lake
+        .sql(
+            &bronze::TABLES,
+            "SELECT message_id, payload_encoding, declared_charset, charset_issue, payload FROM bronze_adt_messages",
+        )
+        .await
+        .unwrap()
+    {
+        let col = |n: &str| strings(&b, n).unwrap();
+        let (id, enc, declared, issue, payload) = (
+            col("message_id"),
+            col("payload_encoding"),
+            col("declared_charset"),
+            col("charset_issue"),
+            col("payload"),
+        );
+        for i in 0..b.num_rows() {
+            out.insert(
+                id[i].clone().unwrap_or_default(),
+                (
+                    enc[i].clone().unwrap_or_default(),
+                    declared[i].clone(),
+                    issue[i].clone(),
+                    payload[i].clone().unwrap_or_default(),
+                ),
+            );
+        }
+    }
+    out
+}
+
+/// Checks what Silver made of [`charset_messages`] delivered from `source` (a file or an Event Hub):
+/// `position` gives each message's `source_position`.
+async fn assert_charset_outcome(lake: &Lake, source: &str, position: impl Fn(usize) -> i64) {
+    let ev = events(lake).await;
+    assert!(
+        ev.contains_key("C1") && ev.contains_key("C2") && ev.contains_key("C4"),
+        "{ev:?}"
+    );
+    assert!(
+        !ev.contains_key("C3"),
+        "a guessed MRN must not be applied: {ev:?}"
+    );
+    let names = lake
+        .sql(
+            &patientflow_core::silver::TABLES,
+            "SELECT message_id, demographics FROM silver_adt_events ORDER BY message_id",
+        )
+        .await
+        .unwrap();
+    let demo: std::collections::BTreeMap<String, String> = names
+        .iter()
+        .flat_map(|b| {
+            let id = strings(b, "message_id").unwrap();
+            let d = strings(b, "demographics").unwrap();
+            id.into_iter().zip(d).map(|(i, d)| (i.unwrap(), d.unwrap()))
+        })
+        .collect();
+    // The valid UTF-8 message reads as sent; the Latin-1 byte reads as Latin-1 (ü).
+    for id in ["C1", "C2", "C4"] {
+        assert!(
+            demo[id].contains("\"family_name\":\"Müller\""),
+            "{id}: {}",
+            demo[id]
+        );
+    }
+    let found = quarantine(lake).await;
+    let of_msg = |id: &str, rule: &str| -> Vec<Found> {
+        found
+            .iter()
+            .filter(|f| f.source_key == format!("MHA01|{id}") && f.rule == rule)
+            .cloned()
+            .collect()
+    };
+    assert!(of_msg("C1", "DQ-ADT-CHARSET-INVALID").is_empty());
+    assert!(of_msg("C1", "DQ-ADT-CHARSET-FALLBACK").is_empty());
+
+    let repair = of_msg("C2", "DQ-ADT-CHARSET-INVALID");
+    assert_eq!(repair.len(), 1, "{found:#?}");
+    assert_eq!(repair[0].action, "repair");
+    assert_eq!(repair[0].field.as_deref(), Some("PID-5"));
+    assert!(
+        repair[0].reason.starts_with("guessed repair:"),
+        "{}",
+        repair[0].reason
+    );
+    assert!(
+        repair[0].reason.contains("ISO 8859-1"),
+        "{}",
+        repair[0].reason
+    );
+    assert_eq!(repair[0].source_name, source);
+    assert_eq!(repair[0].source_position, Some(position(1)));
+
+    let rejected = of_msg("C3", "DQ-ADT-CHARSET-INVALID");
+    assert_eq!(rejected.len(), 1, "{found:#?}");
+    assert_eq!(rejected[0].action, "quarantine");
+    assert_eq!(rejected[0].field.as_deref(), Some("PID-3"));
+    assert!(
+        rejected[0].reason.contains("cannot be trusted"),
+        "{}",
+        rejected[0].reason
+    );
+    assert_eq!(rejected[0].source_name, source);
+    assert_eq!(rejected[0].source_position, Some(position(2)));
+
+    let fallback = of_msg("C4", "DQ-ADT-CHARSET-FALLBACK");
+    assert_eq!(fallback.len(), 1, "{found:#?}");
+    assert_eq!(fallback[0].action, "repair");
+    assert_eq!(fallback[0].field.as_deref(), Some("PID-5"));
+    assert!(
+        fallback[0].reason.contains("no MSH-18"),
+        "{}",
+        fallback[0].reason
+    );
+    assert_eq!(fallback[0].source_position, Some(position(3)));
+    let severity = lake
+        .sql(
+            &patientflow_core::silver::TABLES,
+            "SELECT severity FROM silver_quarantine WHERE rule_id = 'DQ-ADT-CHARSET-FALLBACK'",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        strings(&severity[0], "severity").unwrap()[0].as_deref(),
+        Some("info")
+    );
+}
+
+/// One file mixing a valid UTF-8 message with messages whose bytes are not: each message is decoded on
+/// its own (the valid one is not garbled), Bronze records the declared charset and the guessed fields,
+/// and Silver applies, repairs or quarantines by where the bad bytes are. The Bronze table was written
+/// before the new columns existed and still takes the appends.
+#[tokio::test]
+async fn messages_are_decoded_one_by_one_and_checked_against_their_declared_charset() {
+    use patientflow_core::storage::rows::{Cell, RowsBuilder};
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_with(dir.path(), HOSPITALS).await;
+    // A row as Bronze wrote them before `declared_charset` and `charset_issue`.
+    let old = hl7("OLD1", "A04", "20260113083000-0600", "P0^^^MHA01^MR").replace('\n', "");
+    let old = old.trim_end_matches('\r').to_string();
+    let mut rows = RowsBuilder::new();
+    rows.push_row([
+        ("message_key", Cell::str(Some("MHA01|OLD1"))),
+        ("message_id", Cell::str(Some("OLD1"))),
+        ("message_type", Cell::str(Some("ADT^A04"))),
+        ("trigger_event", Cell::str(Some("A04"))),
+        ("facility", Cell::str(Some("MHA01"))),
+        ("format", Cell::str(Some("hl7v2"))),
+        ("parse_status", Cell::str(Some("ok"))),
+        ("parse_error", Cell::Str(None)),
+        ("id_conflict", Cell::Bool(Some(false))),
+        (
+            "payload_sha256",
+            Cell::str(Some(bronze::sha256_hex(old.as_bytes()))),
+        ),
+        ("payload", Cell::str(Some(old))),
+        ("payload_encoding", Cell::str(Some("utf8"))),
+        ("source_kind", Cell::str(Some("file"))),
+        ("source_name", Cell::str(Some("old.hl7"))),
+        ("source_position", Cell::Int(Some(0))),
+        ("ingested_at", Cell::ts(Some(chrono::Utc::now()))),
+    ]);
+    lake.append(
+        bronze::ADT_MESSAGES,
+        vec![rows.finish().unwrap()],
+        &[],
+        Default::default(),
+    )
+    .await
+    .unwrap();
+
+    let file = dir.path().join("charsets.hl7");
+    std::fs::write(&file, charset_messages().concat()).unwrap();
+    let r = ingest_adt(&lake, &file).await;
+    assert_eq!(r.total_rows(), 4, "{r:?}");
+
+    let b = bronze_charsets(&lake).await;
+    assert_eq!(b["OLD1"].0, "utf8");
+    assert_eq!(
+        (b["OLD1"].1.as_deref(), b["OLD1"].2.as_deref()),
+        (None, None)
+    );
+    assert_eq!(b["C1"].0, "utf8");
+    assert!(b["C1"].3.contains("Müller"), "not garbled: {}", b["C1"].3);
+    assert_eq!(b["C1"].1.as_deref(), Some("UNICODE UTF-8"));
+    assert_eq!(b["C1"].2, None);
+    assert_eq!(
+        (b["C2"].0.as_str(), b["C2"].2.as_deref()),
+        ("latin1", Some("PID-5"))
+    );
+    assert_eq!(
+        (b["C3"].0.as_str(), b["C3"].2.as_deref()),
+        ("latin1", Some("PID-3"))
+    );
+    assert_eq!(
+        (
+            b["C4"].0.as_str(),
+            b["C4"].1.as_deref(),
+            b["C4"].2.as_deref()
+        ),
+        ("latin1", None, Some("PID-5"))
+    );
+
+    refresh(&lake).await;
+    assert!(events(&lake).await.contains_key("OLD1"));
+    let source = file.display().to_string();
+    assert_charset_outcome(&lake, &source, |i| i as i64).await;
+}
+
+/// Event Hub bodies, one message per event, get the same per-message treatment.
+#[tokio::test]
+async fn event_hub_bodies_are_checked_against_their_declared_charset_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_with(dir.path(), HOSPITALS).await;
+    let inputs = charset_messages()
+        .into_iter()
+        .enumerate()
+        .map(|(i, payload)| AdtInput {
+            payload,
+            lineage: Lineage {
+                kind: LineageKind::EventHub,
+                source_name: "adt-events".into(),
+                partition: Some("0".into()),
+                sequence_number: Some(i as i64),
+                ..Default::default()
+            },
+        })
+        .collect();
+    let r = AdtIngestor::new(lake.clone())
+        .ingest_events(inputs, "eh")
+        .await
+        .unwrap();
+    assert_eq!(r.total_rows(), 4, "{r:?}");
+    refresh(&lake).await;
+    // One message per event: every position is 0; the sequence number tells the events apart.
+    assert_charset_outcome(&lake, "adt-events", |_| 0).await;
 }

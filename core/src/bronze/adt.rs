@@ -11,7 +11,10 @@ use std::path::PathBuf;
 use deltalake::arrow::array::{Array, AsArray};
 use tokio::sync::Mutex;
 
-use super::files::{decode_text, expand_paths, read_input};
+use super::charset::{
+    declared_charset, hl7_fields_beyond_ascii, json_fields_beyond_ascii, Declared,
+};
+use super::files::{expand_paths, read_input};
 use super::{sha256_hex, IngestReport, InputError, Lineage, LineageKind, ADT_MESSAGES};
 use crate::sources::adt::hl7::{split_stream, ChunkKind, Hl7Message};
 use crate::storage::rows::{Cell, RowsBuilder};
@@ -56,6 +59,133 @@ pub struct MessageHeader {
     pub trigger_event: String,
     /// Sending facility (hospital id).
     pub facility: Option<String>,
+}
+
+/// A message of an input decoded on its own, with what Bronze records of its character set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedMessage {
+    /// The message (its text, position and byte offset in the input, header).
+    pub message: RawMessage,
+    /// `utf8`, or `latin1` when the message's bytes are not UTF-8 (read byte per character).
+    pub encoding: &'static str,
+    /// HL7 MSH-18 as sent (first repetition, component 1); `None` when absent and for JSON.
+    pub declared_charset: Option<String>,
+    /// The fields whose reading is a guess, comma-separated (`PID-5,PID-11`; JSON paths; `payload`):
+    /// set when the message was read as Latin-1 although it does not declare `8859/1`.
+    pub charset_issue: Option<String>,
+}
+
+/// Splits one input into messages and decodes each message on its own: as UTF-8 when its bytes are
+/// valid UTF-8, else byte per character as ISO 8859-1 (lossless), so one bad byte does not change
+/// how the other messages of the input read. A leading UTF-8 byte-order mark is dropped; byte offsets
+/// count from after it. Never fails.
+pub fn decode_messages(payload: &[u8]) -> Vec<DecodedMessage> {
+    let bytes = payload.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(payload);
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return split_messages(text)
+            .into_iter()
+            .map(|message| DecodedMessage {
+                declared_charset: declared_of(&message),
+                message,
+                encoding: "utf8",
+                charset_issue: None,
+            })
+            .collect();
+    }
+    // Not UTF-8 as a whole: cut on a byte-per-character reading (every message boundary is ASCII),
+    // then decode each message's own bytes.
+    let view: String = bytes.iter().map(|&b| char::from(b)).collect();
+    let mut offsets = RawOffsets::default();
+    split_messages(&view)
+        .into_iter()
+        .map(|m| {
+            let raw: Vec<u8> = m
+                .text
+                .chars()
+                .map(|c| u8::try_from(c).unwrap_or(b'?'))
+                .collect();
+            let byte_offset = offsets.raw(&view, m.byte_offset);
+            let declared = declared_of(&m);
+            match String::from_utf8(raw) {
+                Ok(text) => DecodedMessage {
+                    message: reread(m, text, byte_offset),
+                    encoding: "utf8",
+                    declared_charset: declared,
+                    charset_issue: None,
+                },
+                Err(e) => {
+                    let issue = match Declared::of(declared.as_deref()) {
+                        Declared::Latin1 => None,
+                        _ => {
+                            let fields = match m.format {
+                                "hl7v2" if m.text.starts_with("MSH") => {
+                                    hl7_fields_beyond_ascii(e.as_bytes())
+                                }
+                                "json" | "fhir" => json_fields_beyond_ascii(&m.text),
+                                _ => vec!["payload".to_string()],
+                            };
+                            Some(fields.join(","))
+                        }
+                    };
+                    DecodedMessage {
+                        message: RawMessage { byte_offset, ..m },
+                        encoding: "latin1",
+                        declared_charset: declared,
+                        charset_issue: issue,
+                    }
+                }
+            }
+        })
+        .collect()
+}
+
+/// MSH-18 of an HL7 message.
+fn declared_of(m: &RawMessage) -> Option<String> {
+    (m.format == "hl7v2")
+        .then(|| declared_charset(&m.text))
+        .flatten()
+}
+
+/// A message cut from the byte-per-character reading, read again from its own (UTF-8) bytes.
+fn reread(m: RawMessage, text: String, byte_offset: usize) -> RawMessage {
+    match m.format {
+        "hl7v2" if text.starts_with("MSH") => RawMessage {
+            header: hl7_header(&text),
+            text,
+            byte_offset,
+            ..m
+        },
+        "json" | "fhir" => json_message(&text, m.position, byte_offset),
+        _ => RawMessage {
+            text,
+            byte_offset,
+            ..m
+        },
+    }
+}
+
+/// Turns offsets in the byte-per-character reading of an input (where bytes above 0x7F take two
+/// bytes) back into offsets in its bytes, for offsets that only grow.
+#[derive(Default)]
+struct RawOffsets {
+    view: usize,
+    raw: usize,
+}
+
+impl RawOffsets {
+    fn raw(&mut self, view: &str, offset: usize) -> usize {
+        if offset < self.view {
+            *self = RawOffsets::default();
+        }
+        match view.get(self.view..offset) {
+            Some(part) => {
+                self.raw += part.chars().count();
+                self.view = offset;
+                self.raw
+            }
+            None => offset,
+        }
+    }
 }
 
 /// Splits one input's text into messages. Never fails: what cannot be understood becomes a message
@@ -577,11 +707,12 @@ fn add_input_rows(
     run_id: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) {
-    let (text, encoding) = decode_text(&input.payload);
     let ingested_at = now.timestamp_micros();
     let ingest_date = now.format("%Y-%m-%d").to_string();
     let l = &input.lineage;
-    for message in split_messages(&text) {
+    for decoded in decode_messages(&input.payload) {
+        let message = decoded.message;
+        let encoding = decoded.encoding;
         let payload_sha256 = sha256_hex(message.text.as_bytes());
         let (status, error, header) = match &message.header {
             Ok(h) => ("ok", None, Some(h)),
@@ -633,6 +764,8 @@ fn add_input_rows(
             ("id_conflict", Cell::Bool(Some(conflict))),
             ("payload", Cell::Str(Some(message.text))),
             ("payload_encoding", Cell::Str(Some(encoding.to_string()))),
+            ("declared_charset", Cell::Str(decoded.declared_charset)),
+            ("charset_issue", Cell::Str(decoded.charset_issue)),
             ("payload_sha256", Cell::Str(Some(payload_sha256))),
             ("source_kind", Cell::Str(Some(l.kind.as_str().to_string()))),
             ("source_name", Cell::Str(Some(l.source_name.clone()))),
@@ -675,6 +808,8 @@ fn adt_messages_schema() -> deltalake::arrow::datatypes::Schema {
         column("id_conflict", &flag),
         column("payload", &text),
         column("payload_encoding", &text),
+        column("declared_charset", &text),
+        column("charset_issue", &text),
         column("payload_sha256", &text),
         column("source_kind", &text),
         column("source_name", &text),
@@ -750,6 +885,87 @@ mod tests {
             .unwrap_err()
             .starts_with("binary content"));
         assert!(split_messages("  \n").is_empty());
+    }
+
+    /// An HL7 message whose PID-5 is `name` (bytes) and whose MSH-18 is `charset`.
+    fn hl7_bytes(id: &str, charset: &str, name: &[u8]) -> Vec<u8> {
+        let mut m = format!(
+            "MSH|^~\\&|REG|MHA01|||2026||ADT^A08|{id}|P|2.5||||||{charset}\rPID|1||P1^^^MHA01^MR||"
+        )
+        .into_bytes();
+        m.extend_from_slice(name);
+        m.extend_from_slice(b"^Ann\r");
+        m
+    }
+
+    #[test]
+    fn each_message_is_decoded_on_its_own() {
+        let mut input = hl7_bytes("1", "UNICODE UTF-8", "Müller".as_bytes());
+        let second_at = input.len();
+        input.extend(hl7_bytes("2", "UNICODE UTF-8", b"M\xFCller"));
+        input.extend(hl7_bytes("3", "", b"M\xFCller"));
+        input.extend(hl7_bytes("4", "8859/1", b"M\xFCller"));
+        let d = decode_messages(&input);
+        assert_eq!(d.len(), 4);
+        // The valid UTF-8 message of the file reads as UTF-8, not garbled by its neighbours.
+        assert_eq!(d[0].encoding, "utf8");
+        assert!(d[0]
+            .message
+            .text
+            .contains("PID|1||P1^^^MHA01^MR||Müller^Ann"));
+        assert_eq!(d[0].charset_issue, None);
+        assert_eq!(d[0].declared_charset.as_deref(), Some("UNICODE UTF-8"));
+        assert_eq!(d[0].message.header.as_ref().unwrap().message_id, "1");
+        // Declared UTF-8, not UTF-8: kept losslessly as Latin-1, the field recorded.
+        assert_eq!(d[1].encoding, "latin1");
+        assert!(d[1].message.text.contains("Müller"));
+        assert_eq!(d[1].charset_issue.as_deref(), Some("PID-5"));
+        assert_eq!(d[1].message.byte_offset, second_at);
+        assert_eq!(d[1].message.position, 1);
+        // No declaration: the same reading, recorded as the fallback.
+        assert_eq!(
+            (d[2].encoding, d[2].declared_charset.as_deref()),
+            ("latin1", None)
+        );
+        assert_eq!(d[2].charset_issue.as_deref(), Some("PID-5"));
+        // Declared Latin-1: the Latin-1 reading is the declared one, no issue.
+        assert_eq!(
+            (d[3].encoding, d[3].charset_issue.as_deref()),
+            ("latin1", None)
+        );
+        // The bytes of the Latin-1 readings come back exactly.
+        let back: Vec<u8> = d[1]
+            .message
+            .text
+            .chars()
+            .map(|c| u8::try_from(c).unwrap())
+            .collect();
+        assert!(back.windows(6).any(|w| w == b"M\xFCller"));
+        // A file that is valid UTF-8 as a whole is read as before.
+        let clean = hl7_bytes("5", "", "Müller".as_bytes());
+        let d = decode_messages(&clean);
+        assert_eq!(
+            (d[0].encoding, d[0].charset_issue.as_deref()),
+            ("utf8", None)
+        );
+    }
+
+    #[test]
+    fn json_messages_are_decoded_on_their_own_too() {
+        let mut input = "{\"message_id\":\"1\",\"event_type\":\"A08\",\"facility\":\"MHA01\",\"patient\":{\"family_name\":\"Müller\"}}\n"
+            .as_bytes()
+            .to_vec();
+        let second_at = input.len();
+        input.extend_from_slice(
+            b"{\"message_id\":\"2\",\"event_type\":\"A08\",\"facility\":\"MHA01\",\"patient\":{\"family_name\":\"M\xFCller\"}}\n",
+        );
+        let d = decode_messages(&input);
+        assert_eq!(d[0].encoding, "utf8");
+        assert!(d[0].message.text.contains("Müller"));
+        assert!(d[0].message.header.is_ok());
+        assert_eq!(d[1].encoding, "latin1");
+        assert_eq!(d[1].charset_issue.as_deref(), Some("patient.family_name"));
+        assert_eq!(d[1].message.byte_offset, second_at);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! ingested into a table is skipped as a whole (a `file:<sha256>` marker is committed with its rows).
 
 pub mod adt;
+pub mod charset;
 pub mod ehr;
 pub mod files;
 pub mod profiles;

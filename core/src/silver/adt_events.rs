@@ -12,6 +12,7 @@ use chrono_tz::Tz;
 use super::dq::checks::{check_birth_date, check_time, normalise_sex, TimeContext};
 use super::dq::rules;
 use super::dq::Finding;
+use crate::bronze::charset::Declared;
 use crate::sources::adt::hl7::{to_adt_event, Hl7Message};
 use crate::sources::adt::json::parse_json_event_str;
 use crate::sources::adt::time::TimeFormat;
@@ -30,6 +31,99 @@ pub struct ReferenceData {
     /// Hospital id → the assigning authority (PID-3 CX.4) of its MRNs, where configured
     /// (`mrn_assigning_authority` of the hospital metadata).
     pub mrn_authorities: HashMap<String, String>,
+    /// How Bronze read the messages that are not valid in their declared or expected character set
+    /// (`charset_issue` set), by [`charset_key`]. They are few, so they are loaded once per refresh
+    /// with the reference data rather than with every Bronze row.
+    pub charset_readings: HashMap<String, CharsetReading>,
+}
+
+/// How Bronze read a message whose bytes are not valid in its declared or expected character set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CharsetReading {
+    /// MSH-18 as sent (`bronze_adt_messages.declared_charset`).
+    pub declared: Option<String>,
+    /// The fields read byte per character as ISO 8859-1, a guess (`charset_issue`: `PID-5`, JSON
+    /// paths, `payload`).
+    pub fields: Vec<String>,
+}
+
+/// The key of [`ReferenceData::charset_readings`]: one Bronze message (key and payload hash).
+pub fn charset_key(message_key: &str, payload_sha256: &str) -> String {
+    format!("{message_key}@{payload_sha256}")
+}
+
+/// The HL7 fields the pipeline keys a message by: sending application and facility, control id,
+/// patient identifiers, location, visit number. A guessed reading of one of them is not trustworthy.
+const CHARSET_KEY_FIELDS: [&str; 6] = ["MSH-3", "MSH-4", "MSH-10", "PID-3", "PV1-3", "PV1-19"];
+
+/// Applies the character-set rules to a typed message: a message that declares UTF-8 (MSH-18) but is
+/// not valid UTF-8 is rejected when an identifier it is keyed by is affected, and otherwise applied
+/// with a repair finding; a message without a usable declaration that needed the Latin-1 reading is
+/// applied with an info finding. A message not applied anyway stays so.
+fn with_charset(row: &BronzeAdtRow, refdata: &ReferenceData, typed: Typed) -> Typed {
+    let key = charset_key(&row.message_key, &row.payload_sha256);
+    let Some(reading) = refdata.charset_readings.get(&key) else {
+        return typed;
+    };
+    if matches!(typed, Typed::NotApplied(_)) {
+        return typed;
+    }
+    let fields = reading.fields.join(", ");
+    let field = reading.fields.join(",");
+    let finding = match reading.declared.as_deref() {
+        Some(declared) if Declared::of(Some(declared)) == Declared::Utf8 => {
+            let keys: Vec<&str> = reading
+                .fields
+                .iter()
+                .map(String::as_str)
+                .filter(|f| CHARSET_KEY_FIELDS.contains(f))
+                .collect();
+            if !keys.is_empty() {
+                return Typed::Rejected(Finding::new(
+                    &rules::ADT_CHARSET_INVALID,
+                    Some(&keys.join(",")),
+                    format!(
+                        "MSH-18 declares {declared} but {} is not valid UTF-8: an identifier the \
+                         message is keyed by cannot be trusted (its Latin-1 reading would be a guess)",
+                        keys.join(", ")
+                    ),
+                    Some(declared),
+                ));
+            }
+            Finding::new(
+                &rules::ADT_CHARSET_INVALID,
+                Some(&field),
+                format!(
+                    "guessed repair: MSH-18 declares {declared} but the message is not valid UTF-8; \
+                     {fields} read byte by byte as ISO 8859-1 (Latin-1), a guess at what was meant"
+                ),
+                Some(declared),
+            )
+        }
+        declared => Finding::new(
+            &rules::ADT_CHARSET_FALLBACK,
+            Some(&field),
+            format!(
+                "guessed repair: the message is not valid UTF-8 and {}; {fields} read byte by byte \
+                 as ISO 8859-1 (Latin-1)",
+                match declared {
+                    Some(d) if Declared::of(Some(d)) == Declared::Other => {
+                        format!("declares {d}, which Bronze does not decode")
+                    }
+                    Some(d) => format!("declares {d} (7-bit)"),
+                    None => "declares no character set (no MSH-18: ASCII expected)".to_string(),
+                }
+            ),
+            declared,
+        ),
+    };
+    match typed {
+        Typed::Event(event, mut findings) => {
+            findings.push(finding);
+            Typed::Event(event, findings)
+        }
+        other => other,
+    }
 }
 
 /// One Bronze ADT row, as Silver reads it.
@@ -188,7 +282,7 @@ pub fn type_row(row: &BronzeAdtRow, refdata: &ReferenceData) -> Typed {
             ))
         }
     };
-    type_event(row, event, standard, refdata)
+    with_charset(row, refdata, type_event(row, event, standard, refdata))
 }
 
 fn type_event(

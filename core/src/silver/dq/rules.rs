@@ -136,6 +136,10 @@ rules! {
         "A local time without a UTC offset that happens twice in the hospital's zone (fall-back overlap); a guess: the earlier instant (daylight time).";
     ADT_MRN_AUTHORITY = "DQ-ADT-MRN-AUTHORITY", Info, Repair,
         "Several MR-typed PID-3 identifiers, none from the facility's configured assigning authority; a guess: the first MR-typed one is the MRN (the documented fallback).";
+    ADT_CHARSET_INVALID = "DQ-ADT-CHARSET-INVALID", Warn, Repair,
+        "A message whose MSH-18 declares UTF-8 but whose bytes are not valid UTF-8: read byte by byte as Latin-1 (a guess); quarantined when an identifier it is keyed by (MSH-3/4/10, PID-3, PV1-3, PV1-19) is affected.";
+    ADT_CHARSET_FALLBACK = "DQ-ADT-CHARSET-FALLBACK", Info, Repair,
+        "A message without a character set beyond ASCII in MSH-18 (or JSON) whose bytes are not valid UTF-8: read byte by byte as Latin-1 (a guess), applied.";
 }
 
 /// Looks a rule up by id.
