@@ -111,11 +111,25 @@ fn order(e: &EncounterEvent) -> (DateTime<Utc>, &str) {
     (e.event_time, e.sequence.as_str())
 }
 
-/// Replays an encounter's events (any order, exact duplicates tolerated).
+/// Replays an encounter's events (any order, exact duplicates and corrected re-sends tolerated).
 pub fn replay(events: &[EncounterEvent]) -> EncounterState {
     let mut sorted: Vec<&EncounterEvent> = events.iter().collect();
     sorted.sort_by(|a, b| order(a).cmp(&order(b)));
     sorted.dedup_by(|a, b| a == b);
+    // A corrected re-send describes the same event as the message it corrects (same trigger, same
+    // event time): the last recorded one stands, so a cancel removes the event once and the
+    // corrected values (admit or discharge time, location) win.
+    let last_of: std::collections::HashMap<(&str, DateTime<Utc>), usize> = sorted
+        .iter()
+        .enumerate()
+        .map(|(i, e)| ((e.event_type.as_str(), e.event_time), i))
+        .collect();
+    let sorted: Vec<&EncounterEvent> = sorted
+        .iter()
+        .enumerate()
+        .filter(|(i, e)| last_of[&(e.event_type.as_str(), e.event_time)] == *i)
+        .map(|(_, e)| *e)
+        .collect();
 
     // Remove cancelled events: each cancel removes the latest still-live event it reverses.
     let mut live: Vec<bool> = vec![true; sorted.len()];
@@ -296,6 +310,41 @@ mod tests {
                 ("ICU".into(), t(20), Some(t(50)))
             ]
         );
+    }
+
+    #[test]
+    fn a_corrected_re_send_replaces_the_event_it_corrects() {
+        // The original A02 named the wrong bed; the re-send (same trigger and time, recorded later)
+        // corrects it. A cancel of the admission then removes the admission once, not one copy of two.
+        let mut wrong = ev("A02", 2, Some("MED"));
+        wrong.bed = Some("9".into());
+        wrong.sequence = "0002-A02-a".into();
+        let mut fixed = ev("A02", 2, Some("MED"));
+        fixed.bed = Some("4".into());
+        fixed.sequence = "0002-A02-b".into();
+        let mut admit_again = ev("A01", 1, Some("ED"));
+        admit_again.sequence = "0001-A01-b".into();
+        let s = replay(&[
+            ev("A04", 0, Some("ED")),
+            ev("A01", 1, Some("ED")),
+            admit_again,
+            fixed,
+            wrong,
+        ]);
+        assert_eq!(s.stays.len(), 2);
+        assert_eq!(s.stays[1].bed.as_deref(), Some("4"));
+        let cancelled = replay(&[
+            ev("A04", 0, Some("ED")),
+            ev("A01", 1, Some("ED")),
+            {
+                let mut e = ev("A01", 1, Some("ED"));
+                e.sequence = "0001-A01-b".into();
+                e
+            },
+            ev("A11", 2, None),
+        ]);
+        assert_eq!(cancelled.status, EncounterStatus::Registered);
+        assert!(cancelled.admit_time.is_none());
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod ehr;
 pub mod encounter_state;
 pub mod encounters;
 pub mod events;
+pub mod identity;
 pub mod patients;
 pub mod quarantine;
 pub mod reference;
@@ -207,10 +208,20 @@ pub async fn refresh(lake: &Lake, options: &RefreshOptions) -> Result<StageRepor
             m
         }),
     );
-    quarantine::write(lake, pat.quarantine, &[], &run_id).await?;
+    // Write the new verdicts first, then withdraw the ones they replace: a crash in between leaves
+    // a stale finding for the next run to withdraw, never a missing one.
+    quarantine::write(lake, pat.quarantine.clone(), &[], &run_id).await?;
+    let withdrawn = quarantine::withdraw_stale(
+        lake,
+        &dq::rules::PAT_IDENTITY_CONFLICT,
+        &pat.rejudged,
+        pat.rejudged_all,
+        &pat.quarantine,
+    )
+    .await?;
     figures.details.insert(
         "patients".into(),
-        json!({"rebuilt": pat.patients, "versions": pat.versions}),
+        json!({"rebuilt": pat.patients, "versions": pat.versions, "identity_findings_withdrawn": withdrawn}),
     );
     fault_after(lake, "patients")?;
 

@@ -6,10 +6,11 @@
 //! before) become new columns with no code change; versions before an attribute was known read it as
 //! null, and the first observation that carries it starts a new version.
 //!
-//! Identity conflicts: a non-update ADT message (anything but A08), or an extract row, that gives a
-//! patient another name, birth date or sex than the patient has at that time is not a demographic
-//! change — HL7 sends those as A08 — but a sign of a duplicate or reused MRN. Its demographics are left out of the history and the
-//! finding goes to quarantine (rule `DQ-PAT-IDENTITY-CONFLICT`).
+//! Identity: which records may state who the patient is is decided by [`identity::resolve`] (rule
+//! `DQ-PAT-IDENTITY-CONFLICT`) over all the patient's records at once; a record in doubt keeps its
+//! movements and loses only its identity attributes. Because the decision is re-taken whenever the
+//! patient's records change, the step also reports the records it re-judged, so findings that no
+//! longer hold (an A08 that arrived after the records carrying its change) are withdrawn.
 //!
 //! Types of the extra attributes (see [`schema_evolution`]): each extra attribute column has the type
 //! the dimension's Delta schema gives it, or, when new, the narrowest type that reads all its values. A
@@ -24,17 +25,15 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::dq::{rules, Finding};
 use super::encounters::sql_list;
+use super::identity::{self, Obs};
 use super::quarantine::QuarantineRow;
 use super::scd2::{build_history, Observation};
 use super::schema_evolution::{self, AttrType};
 use super::{ADT_EVENTS, DIM_PATIENT, EHR_PATIENTS};
-use crate::storage::columns::{strings, timestamps};
+use crate::storage::columns::{ints, strings, timestamps};
 use crate::storage::rows::{Cell, RowsBuilder};
 use crate::storage::{checkpoint_id, CommitMarker, Lake};
 use crate::Result;
-
-/// Attributes that identify a person; a change outside an A08 update is a conflict.
-const IDENTITY: [&str; 4] = ["family_name", "given_name", "birth_date", "sex"];
 
 /// Attributes every dimension row has, in column order (extra attributes follow, alphabetically).
 pub(super) const CORE: [&str; 8] = [
@@ -73,14 +72,12 @@ pub struct PatientOutput {
     pub versions: usize,
     /// Identity-conflict, rescued-value and widening findings.
     pub quarantine: Vec<QuarantineRow>,
-}
-
-struct Obs {
-    observation: Observation,
-    /// `A08`, another ADT trigger, or `EHR`.
-    kind: String,
-    source_table: &'static str,
-    source_key: String,
+    /// Every record whose identity was judged again (`(source table, source key)`), unless
+    /// `rejudged_all`. Identity findings on these records that this run did not raise again no
+    /// longer hold.
+    pub rejudged: Vec<(String, String)>,
+    /// The whole dimension was rebuilt: every record was judged again.
+    pub rejudged_all: bool,
 }
 
 /// Rebuilds the dimension rows of the patients touched since the step's checkpoints.
@@ -184,11 +181,19 @@ pub async fn refresh(lake: &Lake, full: bool) -> Result<PatientOutput> {
         });
     }
 
+    out.rejudged_all = whole;
+    if !whole {
+        out.rejudged = observations
+            .values()
+            .flatten()
+            .map(|o| (o.source_table.to_string(), o.source_key.clone()))
+            .collect();
+    }
     let mut rows = RowsBuilder::new();
     let keep_rescued_column = current_types.contains_key(schema_evolution::RESCUED_COLUMN);
     for (key, obs) in observations.iter_mut() {
         rescue_findings(obs, &types, &fresh, &mut out.quarantine);
-        let accepted = drop_identity_conflicts(obs, &mut out.quarantine);
+        let accepted = identity::resolve(obs, &mut out.quarantine);
         let history = build_history(key, &accepted);
         out.patients += 1;
         let (hospital, mrn) = key.split_once('|').unwrap_or((key, ""));
@@ -321,8 +326,8 @@ fn rescue_findings(
                 ),
                 action: rules::SCHEMA_RESCUED.action.as_str(),
                 raw_record: None,
-                source_name: None,
-                source_position: None,
+                source_name: o.source_name.clone(),
+                source_position: o.source_position,
             });
         }
     }
@@ -342,7 +347,8 @@ async fn load_observations(
     let mut observations: BTreeMap<String, Vec<Obs>> = BTreeMap::new();
     if lake.open_table(ADT_EVENTS).await?.is_some() && (whole || !touched.is_empty()) {
         let sql = format!(
-            "SELECT patient_key, event_type, event_time, recorded_time, message_key, demographics FROM silver_adt_events{filter}"
+            "SELECT patient_key, event_type, event_time, recorded_time, message_key, encounter_key, \
+             source_name, source_position, demographics FROM silver_adt_events{filter}"
         );
         for b in lake.sql(&[ADT_EVENTS], &sql).await? {
             let key = strings(&b, "patient_key")?;
@@ -350,6 +356,9 @@ async fn load_observations(
             let at = timestamps(&b, "event_time")?;
             let recorded = timestamps(&b, "recorded_time")?;
             let message = strings(&b, "message_key")?;
+            let encounter = strings(&b, "encounter_key")?;
+            let source_name = strings(&b, "source_name")?;
+            let source_position = ints(&b, "source_position")?;
             let demo = strings(&b, "demographics")?;
             for i in 0..b.num_rows() {
                 let (Some(k), Some(t)) = (key[i].clone(), at[i]) else {
@@ -369,8 +378,12 @@ async fn load_observations(
                         attrs: parse_attrs(demo[i].as_deref()),
                     },
                     kind: kind[i].clone().unwrap_or_default(),
+                    encounter: encounter[i].clone(),
+                    recorded: recorded[i],
                     source_table: "silver_adt_events",
                     source_key,
+                    source_name: source_name[i].clone(),
+                    source_position: source_position[i],
                 });
             }
         }
@@ -387,6 +400,11 @@ async fn load_observations(
                     continue;
                 };
                 let source_key = source[i].clone().unwrap_or_default();
+                // An extract row's key is `<file>:<row>`.
+                let (file, row) = match source_key.rsplit_once(':') {
+                    Some((f, r)) => (Some(f.to_string()), r.parse().ok()),
+                    None => (None, None),
+                };
                 observations.entry(k.clone()).or_default().push(Obs {
                     observation: Observation {
                         key: k,
@@ -395,8 +413,12 @@ async fn load_observations(
                         attrs: parse_attrs(demo[i].as_deref()),
                     },
                     kind: "EHR".into(),
+                    encounter: None,
+                    recorded: Some(t),
                     source_table: "silver_ehr_patients",
                     source_key,
+                    source_name: file,
+                    source_position: row,
                 });
             }
         }
@@ -408,105 +430,6 @@ async fn load_observations(
 fn parse_attrs(json: Option<&str>) -> BTreeMap<String, String> {
     json.and_then(|j| serde_json::from_str(j).ok())
         .unwrap_or_default()
-}
-
-/// Removes the identity attributes of non-update observations (ADT other than A08, EHR rows) that
-/// contradict the identity the patient has at that time; returns the observations to build the
-/// history from.
-///
-/// Only an A08 changes who a patient is. Between two A08s that set an attribute, its value is the one
-/// the A08 set or, before the first such A08, the value most observations agree on (the earliest of
-/// equally frequent values): so a conflicting record is caught whether it arrives first or later.
-fn drop_identity_conflicts(obs: &mut [Obs], findings: &mut Vec<QuarantineRow>) -> Vec<Observation> {
-    // At the same instant an A08 comes first: the records written with it already carry its change.
-    obs.sort_by(|a, b| {
-        let key = |o: &Obs| (o.observation.effective, o.kind != "A08");
-        (key(a), &a.observation.sequence).cmp(&(key(b), &b.observation.sequence))
-    });
-    let is_update = |o: &Obs| o.kind == "A08";
-    // conflicts[i]: the identity attributes observation i contradicts.
-    let mut conflicts: Vec<Vec<&str>> = vec![Vec::new(); obs.len()];
-    for attr in IDENTITY {
-        let mut segment_start = 0;
-        while segment_start < obs.len() {
-            // A segment runs up to the next A08 that sets this attribute.
-            let segment_end = (segment_start + 1..obs.len())
-                .find(|&i| is_update(&obs[i]) && obs[i].observation.attrs.contains_key(attr))
-                .unwrap_or(obs.len());
-            let segment = &obs[segment_start..segment_end];
-            let reference = match segment.first() {
-                Some(first) if is_update(first) => first.observation.attrs.get(attr).cloned(),
-                // Before the first A08: a tie goes to the value that A08 confirms, if any.
-                _ => consensus(
-                    segment.iter().filter_map(|o| o.observation.attrs.get(attr)),
-                    obs.get(segment_end)
-                        .and_then(|next| next.observation.attrs.get(attr)),
-                ),
-            };
-            if let Some(reference) = reference {
-                for (i, o) in segment.iter().enumerate() {
-                    if !is_update(o)
-                        && o.observation
-                            .attrs
-                            .get(attr)
-                            .is_some_and(|v| *v != reference)
-                    {
-                        conflicts[segment_start + i].push(attr);
-                    }
-                }
-            }
-            segment_start = segment_end;
-        }
-    }
-    let mut accepted = Vec::with_capacity(obs.len());
-    for (o, conflicts) in obs.iter().zip(conflicts) {
-        let mut observation = o.observation.clone();
-        if !conflicts.is_empty() {
-            for a in IDENTITY {
-                observation.attrs.remove(a);
-            }
-            findings.push(QuarantineRow {
-                source_table: o.source_table.to_string(),
-                source_key: o.source_key.clone(),
-                finding: Finding::new(
-                    &rules::PAT_IDENTITY_CONFLICT,
-                    Some(&conflicts.join(",")),
-                    format!(
-                        "{} differs from the patient's identity outside an A08 update",
-                        conflicts.join(", ")
-                    ),
-                    None,
-                ),
-                action: "drop_attribute",
-                raw_record: None,
-                source_name: None,
-                source_position: None,
-            });
-        }
-        accepted.push(observation);
-    }
-    accepted
-}
-
-/// The most frequent value; among equally frequent ones `preferred` if it is one of them, else the
-/// earliest. `None` for no value.
-fn consensus<'a>(
-    values: impl Iterator<Item = &'a String>,
-    preferred: Option<&String>,
-) -> Option<String> {
-    let mut counts: Vec<(&String, usize)> = Vec::new();
-    for v in values {
-        match counts.iter_mut().find(|(c, _)| *c == v) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((v, 1)),
-        }
-    }
-    let best = counts.iter().map(|(_, n)| *n).max()?;
-    let tied = || counts.iter().filter(|(_, n)| *n == best);
-    tied()
-        .find(|(v, _)| Some(*v) == preferred)
-        .or_else(|| tied().next())
-        .map(|(v, _)| (*v).clone())
 }
 
 fn empty_schema() -> deltalake::arrow::datatypes::Schema {
@@ -549,69 +472,4 @@ pub fn age_at(birth: NaiveDate, at: DateTime<Utc>) -> i32 {
         age -= 1;
     }
     age
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::{TimeZone, Utc};
-
-    fn obs(hour: u32, kind: &str, key: &str, given: &str, birth: &str) -> Obs {
-        Obs {
-            observation: Observation {
-                key: "H|P1".into(),
-                effective: Utc.with_ymd_and_hms(2026, 1, 1, hour, 0, 0).unwrap(),
-                sequence: key.into(),
-                attrs: [("given_name", given), ("birth_date", birth)]
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            },
-            kind: kind.into(),
-            source_table: "silver_adt_events",
-            source_key: key.into(),
-        }
-    }
-
-    fn flagged(mut all: Vec<Obs>) -> Vec<String> {
-        let mut findings = Vec::new();
-        drop_identity_conflicts(&mut all, &mut findings);
-        findings.into_iter().map(|f| f.source_key).collect()
-    }
-
-    #[test]
-    fn a_conflicting_first_record_is_caught_not_the_later_true_ones() {
-        let got = flagged(vec![
-            obs(1, "EHR", "m1", "Marie", "1936-02-03"),
-            obs(2, "A04", "m2", "Marie", "1937-02-04"),
-            obs(3, "A03", "m3", "Marie", "1937-02-04"),
-        ]);
-        assert_eq!(got, vec!["m1"]);
-    }
-
-    #[test]
-    fn an_a08_changes_identity_and_records_at_its_instant_follow_it() {
-        let got = flagged(vec![
-            obs(1, "A04", "m1", "Marie", "1969-06-24"),
-            obs(2, "A08", "m2", "Christina", "1969-06-24"),
-            // Same instant as the A08, sorted before it by key: still after the change.
-            obs(2, "EHR", "a-row", "Christina", "1969-06-24"),
-            obs(3, "A03", "m3", "Marie", "1969-06-24"),
-        ]);
-        assert_eq!(
-            got,
-            vec!["m3"],
-            "the old name after the A08 is the conflict"
-        );
-    }
-
-    #[test]
-    fn a_tie_before_the_first_a08_goes_to_the_value_the_a08_confirms() {
-        let got = flagged(vec![
-            obs(1, "EHR", "a", "Donald", "1936-02-03"),
-            obs(1, "A04", "b", "Donald", "1937-02-04"),
-            obs(5, "A08", "c", "Jose", "1937-02-04"),
-        ]);
-        assert_eq!(got, vec!["a"]);
-    }
 }

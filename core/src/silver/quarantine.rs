@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::dq::rules::Rule;
 use super::dq::Finding;
 use super::QUARANTINE;
 use crate::storage::columns::strings;
@@ -99,6 +100,70 @@ pub async fn write(
     lake.append(QUARANTINE, vec![batch], markers, HashMap::new())
         .await?;
     Ok(n)
+}
+
+/// Withdraws the findings of `rule` on re-judged records that the new judgement no longer raises
+/// (`current`): a rule whose verdict depends on other records (the patient's whole history) may
+/// clear a record when the records it was waiting for arrive. `rejudged` lists the
+/// `(source table, source key)` of the records judged again; `all` means every record was. The
+/// withdrawal is one Delta delete, so the table's history still shows the finding and when it went.
+/// Returns the rows withdrawn.
+pub async fn withdraw_stale(
+    lake: &Lake,
+    rule: &'static Rule,
+    rejudged: &[(String, String)],
+    all: bool,
+    current: &[QuarantineRow],
+) -> Result<usize> {
+    let Some(table) = lake.open_table(QUARANTINE).await? else {
+        return Ok(0);
+    };
+    if !all && rejudged.is_empty() {
+        return Ok(0);
+    }
+    let keep: HashSet<String> = current
+        .iter()
+        .filter(|r| r.finding.rule.id == rule.id)
+        .map(QuarantineRow::id)
+        .collect();
+    let rejudged: HashSet<(&str, &str)> = rejudged
+        .iter()
+        .map(|(t, k)| (t.as_str(), k.as_str()))
+        .collect();
+    let sql = format!(
+        "SELECT quarantine_id, source_table, source_key FROM silver_quarantine WHERE rule_id = '{}'",
+        rule.id
+    );
+    let mut stale = Vec::new();
+    for b in lake.sql(&[QUARANTINE], &sql).await? {
+        let id = strings(&b, "quarantine_id")?;
+        let table = strings(&b, "source_table")?;
+        let key = strings(&b, "source_key")?;
+        for i in 0..b.num_rows() {
+            let (Some(id), Some(t), Some(k)) = (&id[i], &table[i], &key[i]) else {
+                continue;
+            };
+            if !keep.contains(id) && (all || rejudged.contains(&(t.as_str(), k.as_str()))) {
+                stale.push(id.clone());
+            }
+        }
+    }
+    if stale.is_empty() {
+        return Ok(0);
+    }
+    let list = stale
+        .iter()
+        .map(|id| format!("'{id}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    lake.delete_where(
+        QUARANTINE,
+        table,
+        &format!("quarantine_id IN ({list})"),
+        &[],
+    )
+    .await?;
+    Ok(stale.len())
 }
 
 async fn existing_ids(lake: &Lake) -> Result<HashSet<String>> {
