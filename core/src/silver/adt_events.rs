@@ -419,7 +419,7 @@ fn type_event(
         findings.push(Finding::new(
             &rules::ADMIT_TIME_MISSING,
             Some("admit_time"),
-            "A01 without a usable admit time: the admission is the event time",
+            "guessed repair: A01 without a usable admit time (PV1-44); the admission is taken to be the event time (EVN-6)",
             e.admit_time.as_deref(),
         ));
         admit_time = Some(event_time);
@@ -430,7 +430,7 @@ fn type_event(
                 findings.push(Finding::new(
                     &rules::TIME_DISCHARGE_BEFORE_ADMIT,
                     Some("discharge_time"),
-                    "discharge time before admit time: the discharge is the event time",
+                    "guessed repair: discharge time (PV1-45) before the admit time; the discharge is taken to be the A03's event time",
                     e.discharge_time.as_deref(),
                 ));
                 discharge_time = Some(event_time);
@@ -442,12 +442,15 @@ fn type_event(
                     e.discharge_time.as_deref(),
                 ));
             } else {
-                findings.push(Finding::new(
-                    &rules::TIME_DISCHARGE_BEFORE_ADMIT,
-                    Some("discharge_time"),
-                    "discharge time before admit time: left out",
-                    e.discharge_time.as_deref(),
-                ));
+                findings.push(
+                    Finding::new(
+                        &rules::TIME_DISCHARGE_BEFORE_ADMIT,
+                        Some("discharge_time"),
+                        "discharge time before admit time: left out",
+                        e.discharge_time.as_deref(),
+                    )
+                    .with_action(rules::Action::DropAttribute),
+                );
                 discharge_time = None;
             }
         }

@@ -78,7 +78,7 @@ pub async fn type_increment(inc: &Increment, refdata: &ReferenceData) -> Result<
                 Typed::Event(event, findings) => {
                     for f in findings {
                         *out.findings.entry(f.rule.id).or_default() += 1;
-                        let action = f.rule.action.as_str();
+                        let action = f.action().as_str();
                         out.quarantine.push(quarantine_row(&row, f, action));
                     }
                     out.events.push(*event);

@@ -190,39 +190,43 @@ pub fn check_birth_date(raw: &str, event: DateTime<Utc>) -> Result<NaiveDate, Fi
     Ok(date)
 }
 
-/// Normalises a sex code to HL7 table 0001 (F, M, O, U, A, N). Known spellings are mapped with a repair
-/// finding; anything else is an error.
+/// Normalises a sex code to HL7 table 0001 (F, M, O, U, A, N). A spelled-out word that can only mean
+/// one code (`female`, `MALE`, `woman`, `unknown`…) is mapped, with a repair finding; anything else —
+/// a letter outside the table (`Q`, `Z`, `X`), a digit (`1`/`2` mean male/female in ISO/IEC 5218
+/// but other things elsewhere: mapping them would be a guess), `?`, `UNK` (the sender does not know,
+/// which says nothing about the value we know) — is an error: the attribute is left out and the
+/// previous known value stands.
 pub fn normalise_sex(raw: &str) -> Result<(String, Option<Finding>), Finding> {
     let t = raw.trim();
     if ["F", "M", "O", "U", "A", "N"].contains(&t) {
         return Ok((t.to_string(), None));
     }
     let mapped = match t.to_ascii_lowercase().as_str() {
-        "f" | "female" | "woman" | "w" => Some("F"),
-        "m" | "male" | "man" => Some("M"),
-        "o" | "other" => Some("O"),
-        "u" | "unknown" => Some("U"),
-        // ISO/IEC 5218: 0 not known, 1 male, 2 female, 9 not applicable.
-        "1" => Some("M"),
-        "2" => Some("F"),
-        "0" => Some("U"),
-        "9" => Some("N"),
+        "female" | "woman" => Some("F"),
+        "male" | "man" => Some("M"),
+        "other" => Some("O"),
+        "unknown" => Some("U"),
+        "f" => Some("F"),
+        "m" => Some("M"),
         _ => None,
     };
     match mapped {
         Some(code) => Ok((
             code.to_string(),
-            Some(Finding::new(
-                &rules::PAT_SEX_INVALID,
-                Some("sex"),
-                format!("sex code mapped to {code}"),
-                Some(raw),
-            )),
+            Some(
+                Finding::new(
+                    &rules::PAT_SEX_INVALID,
+                    Some("sex"),
+                    format!("sex code spelled out, mapped to {code}"),
+                    Some(raw),
+                )
+                .with_action(rules::Action::Repair),
+            ),
         )),
         None => Err(Finding::new(
             &rules::PAT_SEX_INVALID,
             Some("sex"),
-            "sex code outside HL7 table 0001",
+            "sex code outside HL7 table 0001: left out, the previous known value stands",
             Some(raw),
         )),
     }
@@ -357,10 +361,17 @@ mod tests {
         );
         assert_eq!(normalise_sex("F").unwrap(), ("F".to_string(), None));
         assert_eq!(normalise_sex("female").unwrap().0, "F");
-        assert_eq!(normalise_sex("2").unwrap().0, "F");
-        assert_eq!(
-            normalise_sex("X").unwrap_err().rule.id,
-            "DQ-PAT-SEX-INVALID"
+        assert_eq!(normalise_sex("MALE").unwrap().0, "M");
+        assert!(
+            normalise_sex("MALE").unwrap().1.is_some(),
+            "a repair leaves a finding"
         );
+        for junk in ["X", "Q", "Z", "1", "2", "?", "UNK", "", "FEM"] {
+            assert_eq!(
+                normalise_sex(junk).unwrap_err().rule.id,
+                "DQ-PAT-SEX-INVALID",
+                "{junk}"
+            );
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod checks;
 pub mod rules;
+pub mod score;
 
 use rules::Rule;
 
@@ -16,6 +17,9 @@ pub struct Finding {
     pub reason: String,
     /// The offending value as received.
     pub raw_value: Option<String>,
+    /// What was done, when it is not the rule's usual action (a rule that usually leaves a value
+    /// out may map a known spelling instead, and the other way round).
+    pub action: Option<rules::Action>,
 }
 
 impl Finding {
@@ -31,6 +35,18 @@ impl Finding {
             field: field.map(str::to_string),
             reason: reason.into(),
             raw_value: raw.map(str::to_string),
+            action: None,
         }
+    }
+
+    /// The same finding, with `action` as what was done.
+    pub fn with_action(mut self, action: rules::Action) -> Self {
+        self.action = Some(action);
+        self
+    }
+
+    /// What was done: the finding's own action, else the rule's.
+    pub fn action(&self) -> rules::Action {
+        self.action.unwrap_or(self.rule.action)
     }
 }

@@ -109,13 +109,13 @@ rules! {
     TIME_DISCHARGE_BEFORE_ADMIT = "DQ-TIME-DISCHARGE-BEFORE-ADMIT", Warn, Repair,
         "A discharge time earlier than the admit time; the discharge falls back to the event time when that is consistent, else the record is rejected.";
     ADMIT_TIME_MISSING = "DQ-ADMIT-TIME-MISSING", Info, Repair,
-        "An A01 without PV1-44 admit time; the admission is the A01's event time (EVN-6), which is what an A01 records.";
+        "An A01 without PV1-44 admit time; the admission is taken to be the A01's event time (EVN-6) — a guessed repair.";
     PAT_SEX_INVALID = "DQ-PAT-SEX-INVALID", Warn, DropAttribute,
-        "A sex code outside HL7 table 0001; known spellings (female, male, ISO 5218 digits) are mapped, others left out.";
+        "A sex code outside HL7 table 0001; a spelled-out word of one meaning (female, MALE) is mapped, anything else (Q, 1, ?, UNK) left out.";
     PAT_AGE_IMPOSSIBLE = "DQ-PAT-AGE-IMPOSSIBLE", Warn, DropAttribute,
         "A birth date after the event or more than 120 years before it, or unreadable; left out.";
     PAT_IDENTITY_CONFLICT = "DQ-PAT-IDENTITY-CONFLICT", Warn, DropAttribute,
-        "A non-update message gives an MRN another birth date or sex than its established identity; its demographics are not applied.";
+        "A record outside an A08 update gives an MRN another name, birth date or sex than the patient has then; its identity is left out, its movement applied.";
     DEPT_UNKNOWN = "DQ-DEPT-UNKNOWN", Error, Quarantine,
         "A location whose department code is not in the hospital's department metadata.";
     DUPLICATE_DELIVERY = "DQ-DUPLICATE-DELIVERY", Info, Count,
@@ -145,4 +145,30 @@ rules! {
 /// Looks a rule up by id.
 pub fn by_id(id: &str) -> Option<&'static Rule> {
     ALL.iter().find(|r| r.id == id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/data-quality.md has one table row per rule, with the rule's severity and action.
+    #[test]
+    fn the_data_quality_page_documents_every_rule_as_the_catalogue_defines_it() {
+        let page = include_str!("../../../../docs/data-quality.md");
+        for rule in ALL {
+            let row = page
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{}` |", rule.id)))
+                .unwrap_or_else(|| panic!("docs/data-quality.md has no row for {}", rule.id));
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            assert_eq!(cells[2], rule.severity.as_str(), "{}: severity", rule.id);
+            let action = rule.action.as_str().replace('_', " ");
+            assert!(
+                cells[3].starts_with(&action),
+                "{}: the page says '{}', the catalogue '{action}'",
+                rule.id,
+                cells[3]
+            );
+        }
+    }
 }
