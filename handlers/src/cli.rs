@@ -95,6 +95,23 @@ pub struct RefreshArgs {
 pub enum ReportCommand {
     /// The data-quality report of a Silver run (the latest by default): JSON and HTML.
     Dq(DqReportArgs),
+    /// Precision and recall of the data-quality rules against a manifest of injected defects (the
+    /// simulator's truth/manifest.jsonl): per defect class, per rule, and the clean records flagged.
+    DqScore(DqScoreArgs),
+}
+
+/// Options of `report dq-score`.
+#[derive(Debug, Args)]
+pub struct DqScoreArgs {
+    /// The manifest (JSON Lines: source, record_key, defect, ...).
+    #[arg(long)]
+    pub manifest: std::path::PathBuf,
+    /// Print the score as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit with status 1 unless every class has 100 % recall and no clean record was flagged.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// Options of `report dq`.

@@ -1,6 +1,7 @@
 //! `patientflow report dq`
 
 use anyhow::Context;
+use patientflow_core::silver::dq::score;
 use patientflow_core::silver::report;
 use patientflow_core::storage::Lake;
 
@@ -36,6 +37,28 @@ pub async fn run(lake_url: &str, cmd: ReportCommand) -> anyhow::Result<Outcome> 
                 );
             }
             println!("wrote {} and {}", json_path.display(), html_path.display());
+        }
+        ReportCommand::DqScore(args) => {
+            let text = std::fs::read_to_string(&args.manifest)
+                .with_context(|| format!("reading {}", args.manifest.display()))?;
+            let manifest = score::read_manifest(&text)
+                .with_context(|| format!("parsing {}", args.manifest.display()))?;
+            let s = score::score(&lake, &manifest).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                print!("{}", s.to_text());
+            }
+            let perfect = s.detected() == s.injected() && s.clean_flagged == 0;
+            if args.strict && !perfect {
+                eprintln!(
+                    "error: recall {}/{}, {} clean records flagged",
+                    s.detected(),
+                    s.injected(),
+                    s.clean_flagged
+                );
+                return Ok(Outcome::Partial);
+            }
         }
     }
     Ok(Outcome::Success)
