@@ -674,7 +674,12 @@ impl HospSim {
             names::MALE.len()
         };
         let today = time::day_index(self.now);
-        let birth = today - (age * 365.2425) as i64;
+        let mut birth = today - (age * 365.2425) as i64;
+        // Never on a date systems write as a placeholder (1970-01-01, 1900-01-01): a real birth on
+        // one is indistinguishable from the placeholder, and the pipeline rightly leaves those out.
+        if birth == 0 || birth == time::days_from_civil(1900, 1, 1) {
+            birth += 1;
+        }
         let towns = self.plan.spec.towns;
         let tw: Vec<f64> = towns.iter().map(|t| t.3 as f64).collect();
         let town = self.rng.weighted(&tw);
