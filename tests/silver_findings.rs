@@ -292,6 +292,18 @@ async fn a_corrected_re_send_wins_and_an_early_new_name_is_cleared_when_its_a08_
         !after.contains_key("MHA01|M4"),
         "the A08 clears the early new name: {after:?}"
     );
+    // The A08 happened before the A02 but was received after it: a late event, counted with lineage.
+    let late = after["MHA01|M3"]
+        .iter()
+        .find(|r| r.rule == "DQ-LATE-EVENT")
+        .expect("the late A08 is counted");
+    assert_eq!(late.action, "count");
+    assert!(late
+        .source_name
+        .as_deref()
+        .is_some_and(|n| n.ends_with("day2.hl7")));
+    assert_eq!(late.position, Some(0));
+    assert!(!after.contains_key("MHA01|M2R"), "{after:?}");
 
     // The stays: ED, then MED bed 4 from the re-sent admission, then bed 5.
     let stays = lake

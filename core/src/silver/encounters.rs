@@ -11,9 +11,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use deltalake::arrow::datatypes::Schema;
 
+use super::dq::{rules, Finding};
 use super::encounter_state::{replay, EncounterEvent, EncounterState, EncounterStatus, Stay};
+use super::quarantine::QuarantineRow;
 use super::{ADT_EVENTS, EHR_ENCOUNTERS, ENCOUNTERS, LOCATION_STAYS};
-use crate::storage::columns::{strings, timestamps};
+use crate::storage::columns::{ints, strings, timestamps};
 use crate::storage::rows::{Cell, RowsBuilder};
 use crate::storage::{checkpoint_id, CommitMarker, Lake};
 use crate::Result;
@@ -31,6 +33,50 @@ pub struct EncounterOutput {
     pub stays: usize,
     /// True when the tables were rebuilt whole.
     pub rebuilt_whole: bool,
+    /// `DQ-LATE-EVENT` findings: events received after a later event of their encounter.
+    pub late: Vec<QuarantineRow>,
+}
+
+/// When an event of an encounter happened and when (in what order) it was received.
+#[derive(Debug, Clone)]
+struct Arrival {
+    event_time: DateTime<Utc>,
+    /// Received at, then the file or Event Hub and the position in it: the order of receipt.
+    received: (Option<DateTime<Utc>>, String, i64),
+    message_key: String,
+}
+
+/// The events of one encounter that were received after an event that happened later: they arrived
+/// late or out of order, and the replay placed them by event time. One finding each (rule
+/// `DQ-LATE-EVENT`, action count), with the event's lineage; the same event gives the same finding id,
+/// so re-evaluating an encounter adds nothing.
+fn late_arrivals(list: &mut [Arrival]) -> Vec<QuarantineRow> {
+    list.sort_by(|a, b| a.received.cmp(&b.received));
+    let mut latest: Option<DateTime<Utc>> = None;
+    let mut out = Vec::new();
+    for a in list.iter() {
+        match latest {
+            Some(l) if a.event_time < l => out.push(QuarantineRow {
+                source_table: ADT_EVENTS.sql_name(),
+                source_key: a.message_key.clone(),
+                finding: Finding::new(
+                    &rules::LATE_EVENT,
+                    Some("event_time"),
+                    format!(
+                        "received after an event of its encounter that happened later ({}); placed by event time",
+                        l.to_rfc3339()
+                    ),
+                    None,
+                ),
+                action: rules::LATE_EVENT.action.as_str(),
+                raw_record: None,
+                source_name: Some(a.received.1.clone()),
+                source_position: Some(a.received.2),
+            }),
+            _ => latest = Some(a.event_time),
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone, Default)]
@@ -100,10 +146,12 @@ pub async fn refresh(lake: &Lake, full: bool, run_id: &str) -> Result<EncounterO
     };
 
     let mut events: BTreeMap<String, (String, Vec<EncounterEvent>)> = BTreeMap::new();
+    let mut arrivals: BTreeMap<String, Vec<Arrival>> = BTreeMap::new();
     if lake.open_table(ADT_EVENTS).await?.is_some() && (whole || !touched.is_empty()) {
         let sql = format!(
             "SELECT encounter_key, patient_key, event_type, event_time, recorded_time, message_key, department, room, bed, \
-             patient_class, admit_time, discharge_time FROM silver_adt_events{filter}{}",
+             patient_class, admit_time, discharge_time, ingested_at, source_name, source_position \
+             FROM silver_adt_events{filter}{}",
             if filter.is_empty() { " WHERE encounter_key IS NOT NULL" } else { "" }
         );
         for b in lake.sql(&[ADT_EVENTS], &sql).await? {
@@ -119,10 +167,22 @@ pub async fn refresh(lake: &Lake, full: bool, run_id: &str) -> Result<EncounterO
             let class = strings(&b, "patient_class")?;
             let admit = timestamps(&b, "admit_time")?;
             let discharge = timestamps(&b, "discharge_time")?;
+            let ingested = timestamps(&b, "ingested_at")?;
+            let source_name = strings(&b, "source_name")?;
+            let source_position = ints(&b, "source_position")?;
             for i in 0..b.num_rows() {
                 let (Some(k), Some(t)) = (key[i].clone(), at[i]) else {
                     continue;
                 };
+                arrivals.entry(k.clone()).or_default().push(Arrival {
+                    event_time: t,
+                    received: (
+                        ingested[i],
+                        source_name[i].clone().unwrap_or_default(),
+                        source_position[i].unwrap_or_default(),
+                    ),
+                    message_key: message[i].clone().unwrap_or_default(),
+                });
                 let entry = events
                     .entry(k)
                     .or_insert_with(|| (patient[i].clone().unwrap_or_default(), Vec::new()));
@@ -197,6 +257,9 @@ pub async fn refresh(lake: &Lake, full: bool, run_id: &str) -> Result<EncounterO
         }
     }
 
+    for list in arrivals.values_mut() {
+        out.late.extend(late_arrivals(list));
+    }
     let keys: BTreeSet<&String> = events.keys().chain(ehr.keys()).collect();
     let mut enc_rows = RowsBuilder::new();
     let mut stay_rows = RowsBuilder::new();

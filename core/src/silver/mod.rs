@@ -191,7 +191,17 @@ pub async fn refresh(lake: &Lake, options: &RefreshOptions) -> Result<StageRepor
     }
     fault_after(lake, "ehr")?;
 
-    let enc = encounters::refresh(lake, options.full, &run_id).await?;
+    let mut enc = encounters::refresh(lake, options.full, &run_id).await?;
+    // Re-evaluated encounters find their earlier late events again: count only the new findings.
+    let late = quarantine::write(lake, std::mem::take(&mut enc.late), &[], &run_id).await?;
+    if late > 0 {
+        figures.add_findings(
+            "adt",
+            0,
+            0,
+            &BTreeMap::from([(dq::rules::LATE_EVENT.id, late)]),
+        );
+    }
     figures.details.insert(
         "encounters".into(),
         json!({"rebuilt": enc.encounters, "stays": enc.stays, "whole": enc.rebuilt_whole}),
