@@ -31,10 +31,6 @@ pub struct ReferenceData {
     /// Hospital id → the assigning authority (PID-3 CX.4) of its MRNs, where configured
     /// (`mrn_assigning_authority` of the hospital metadata).
     pub mrn_authorities: HashMap<String, String>,
-    /// How Bronze read the messages that are not valid in their declared or expected character set
-    /// (`charset_issue` set), by [`charset_key`]. They are few, so they are loaded once per refresh
-    /// with the reference data rather than with every Bronze row.
-    pub charset_readings: HashMap<String, CharsetReading>,
 }
 
 /// How Bronze read a message whose bytes are not valid in its declared or expected character set.
@@ -47,11 +43,6 @@ pub struct CharsetReading {
     pub fields: Vec<String>,
 }
 
-/// The key of [`ReferenceData::charset_readings`]: one Bronze message (key and payload hash).
-pub fn charset_key(message_key: &str, payload_sha256: &str) -> String {
-    format!("{message_key}@{payload_sha256}")
-}
-
 /// The HL7 fields the pipeline keys a message by: sending application and facility, control id,
 /// patient identifiers, location, visit number. A guessed reading of one of them is not trustworthy.
 const CHARSET_KEY_FIELDS: [&str; 6] = ["MSH-3", "MSH-4", "MSH-10", "PID-3", "PV1-3", "PV1-19"];
@@ -60,9 +51,8 @@ const CHARSET_KEY_FIELDS: [&str; 6] = ["MSH-3", "MSH-4", "MSH-10", "PID-3", "PV1
 /// not valid UTF-8 is rejected when an identifier it is keyed by is affected, and otherwise applied
 /// with a repair finding; a message without a usable declaration that needed the Latin-1 reading is
 /// applied with an info finding. A message not applied anyway stays so.
-fn with_charset(row: &BronzeAdtRow, refdata: &ReferenceData, typed: Typed) -> Typed {
-    let key = charset_key(&row.message_key, &row.payload_sha256);
-    let Some(reading) = refdata.charset_readings.get(&key) else {
+fn with_charset(row: &BronzeAdtRow, typed: Typed) -> Typed {
+    let Some(reading) = &row.charset else {
         return typed;
     };
     if matches!(typed, Typed::NotApplied(_)) {
@@ -149,6 +139,9 @@ pub struct BronzeAdtRow {
     pub source_position: i64,
     /// When Bronze received it.
     pub ingested_at: DateTime<Utc>,
+    /// How Bronze read it when its bytes were not valid in the declared or expected character set
+    /// (`bronze_adt_messages.charset_issue` set); `None` for a message read as sent.
+    pub charset: Option<CharsetReading>,
 }
 
 /// A typed, checked ADT event.
@@ -282,7 +275,7 @@ pub fn type_row(row: &BronzeAdtRow, refdata: &ReferenceData) -> Typed {
             ))
         }
     };
-    with_charset(row, refdata, type_event(row, event, standard, refdata))
+    with_charset(row, type_event(row, event, standard, refdata))
 }
 
 fn type_event(
@@ -617,6 +610,7 @@ mod tests {
             source_name: "test".into(),
             source_position: 0,
             ingested_at: Utc.with_ymd_and_hms(2026, 1, 20, 0, 0, 0).unwrap(),
+            charset: None,
         }
     }
 

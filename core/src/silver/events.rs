@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use futures::StreamExt;
 
-use super::adt_events::{type_row, BronzeAdtRow, ReferenceData, Typed, TypedEvent};
+use super::adt_events::{type_row, BronzeAdtRow, CharsetReading, ReferenceData, Typed, TypedEvent};
 use super::dq::Finding;
 use super::quarantine::QuarantineRow;
 use super::ADT_EVENTS;
@@ -37,11 +37,23 @@ pub async fn type_increment(inc: &Increment, refdata: &ReferenceData) -> Result<
     }
     let ctx = deltalake::datafusion::prelude::SessionContext::new();
     inc.register(&ctx, "input").await?;
+    // A Bronze table written before the charset columns existed has none: read them as null.
+    let has_charset = ctx
+        .table("input")
+        .await
+        .map_err(|e| Error::Query(e.to_string()))?
+        .schema()
+        .has_column_with_unqualified_name("charset_issue");
+    let charset = if has_charset {
+        "declared_charset, charset_issue"
+    } else {
+        "CAST(NULL AS VARCHAR) AS declared_charset, CAST(NULL AS VARCHAR) AS charset_issue"
+    };
     let df = ctx
-        .sql(
+        .sql(&format!(
             "SELECT message_key, format, parse_status, parse_error, id_conflict, payload, payload_sha256, \
-             source_name, source_position, ingested_at FROM input",
-        )
+             source_name, source_position, ingested_at, {charset} FROM input"
+        ))
         .await
         .map_err(|e| Error::Query(e.to_string()))?;
     let mut stream = df
@@ -60,6 +72,8 @@ pub async fn type_increment(inc: &Increment, refdata: &ReferenceData) -> Result<
         let source = strings(&batch, "source_name")?;
         let position = ints(&batch, "source_position")?;
         let ingested = timestamps(&batch, "ingested_at")?;
+        let declared = strings(&batch, "declared_charset")?;
+        let issue = strings(&batch, "charset_issue")?;
         for i in 0..batch.num_rows() {
             out.rows_in += 1;
             let row = BronzeAdtRow {
@@ -73,6 +87,10 @@ pub async fn type_increment(inc: &Increment, refdata: &ReferenceData) -> Result<
                 source_name: source[i].clone().unwrap_or_default(),
                 source_position: position[i].unwrap_or_default(),
                 ingested_at: ingested[i].unwrap_or_default(),
+                charset: issue[i].as_ref().map(|fields| CharsetReading {
+                    declared: declared[i].clone(),
+                    fields: fields.split(',').map(str::to_string).collect(),
+                }),
             };
             match type_row(&row, refdata) {
                 Typed::Event(event, findings) => {

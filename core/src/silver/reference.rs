@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
-use super::adt_events::{charset_key, CharsetReading, ReferenceData};
+use super::adt_events::ReferenceData;
 use super::dq::{rules, Finding};
 use super::quarantine::QuarantineRow;
 use super::scd2::{build_history, Observation};
@@ -379,50 +379,6 @@ async fn department_dimension(
     b.finish().map(Some)
 }
 
-/// Bronze's readings of the ADT messages not valid in their declared or expected character set (rows
-/// with `charset_issue`), by [`charset_key`]. A table written before the column existed has none.
-async fn load_charset_readings(lake: &Lake) -> Result<HashMap<String, CharsetReading>> {
-    let mut out = HashMap::new();
-    let Some(table) = lake.open_table(bronze::ADT_MESSAGES).await? else {
-        return Ok(out);
-    };
-    let has_column = table
-        .snapshot()
-        .map_err(|e| crate::Error::delta(bronze::ADT_MESSAGES.sql_name(), e))?
-        .schema()
-        .fields()
-        .any(|f| f.name() == "charset_issue");
-    if !has_column {
-        return Ok(out);
-    }
-    for b in lake
-        .sql(
-            &[bronze::ADT_MESSAGES],
-            "SELECT message_key, payload_sha256, declared_charset, charset_issue \
-             FROM bronze_adt_messages WHERE charset_issue IS NOT NULL",
-        )
-        .await?
-    {
-        let key = strings(&b, "message_key")?;
-        let sha = strings(&b, "payload_sha256")?;
-        let declared = strings(&b, "declared_charset")?;
-        let issue = strings(&b, "charset_issue")?;
-        for i in 0..b.num_rows() {
-            let (Some(k), Some(h), Some(fields)) = (&key[i], &sha[i], &issue[i]) else {
-                continue;
-            };
-            out.insert(
-                charset_key(k, h),
-                CharsetReading {
-                    declared: declared[i].clone(),
-                    fields: fields.split(',').map(str::to_string).collect(),
-                },
-            );
-        }
-    }
-    Ok(out)
-}
-
 /// Loads what event typing needs: hospital zones and MRN assigning authorities, and every department
 /// code ever defined.
 pub async fn load_reference(lake: &Lake) -> Result<ReferenceData> {
@@ -447,7 +403,6 @@ pub async fn load_reference(lake: &Lake) -> Result<ReferenceData> {
             }
         }
     }
-    data.charset_readings = load_charset_readings(lake).await?;
     if lake.open_table(DIM_DEPARTMENT).await?.is_some() {
         for b in lake
             .sql(
