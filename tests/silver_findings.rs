@@ -335,3 +335,44 @@ async fn a_corrected_re_send_wins_and_an_early_new_name_is_cleared_when_its_a08_
         vec![Some("Doe".to_string()), Some("Smith".to_string())]
     );
 }
+
+#[tokio::test]
+async fn an_event_hub_message_s_finding_names_its_partition_and_offset() {
+    use patientflow_core::bronze::adt::AdtInput;
+    use patientflow_core::bronze::Lineage;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_with_reference(dir.path()).await;
+    let message = hl7(
+        "E1",
+        "A01",
+        "20260112080000-0600",
+        &pid("P1", "Doe", "Q"),
+        "PV1||I|MED^1^A^MHA01||||||||||||||||V1|||||||||||||||||||||||||20260112080000-0600",
+    );
+    let r = AdtIngestor::new(lake.clone())
+        .ingest_events(
+            vec![AdtInput {
+                payload: message.into_bytes(),
+                lineage: Lineage {
+                    source_name: "adt-events".into(),
+                    partition: Some("3".into()),
+                    sequence_number: Some(101),
+                    offset: Some("4294969992".into()),
+                    enqueued_time: Some(chrono::Utc::now()),
+                    ..Default::default()
+                },
+            }],
+            "eh",
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.total_rows(), 1);
+    silver(&lake).await;
+    let f = findings(&lake).await;
+    let sex = f["MHA01|E1"]
+        .iter()
+        .find(|r| r.rule == "DQ-PAT-SEX-INVALID")
+        .expect("a finding on the event");
+    assert_eq!(sex.source_name.as_deref(), Some("adt-events/partition/3"));
+    assert_eq!(sex.position, Some(4_294_969_992));
+}

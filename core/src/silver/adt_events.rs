@@ -139,6 +139,10 @@ pub struct BronzeAdtRow {
     pub source_position: i64,
     /// When Bronze received it.
     pub ingested_at: DateTime<Utc>,
+    /// The Event Hub partition it was read from (Event Hub deliveries only).
+    pub eh_partition: Option<String>,
+    /// Its offset in that partition (Event Hub deliveries only).
+    pub eh_offset: Option<String>,
     /// How Bronze read it when its bytes were not valid in the declared or expected character set
     /// (`bronze_adt_messages.charset_issue` set); `None` for a message read as sent.
     pub charset: Option<CharsetReading>,
@@ -610,6 +614,8 @@ mod tests {
             source_name: "test".into(),
             source_position: 0,
             ingested_at: Utc.with_ymd_and_hms(2026, 1, 20, 0, 0, 0).unwrap(),
+            eh_partition: None,
+            eh_offset: None,
             charset: None,
         }
     }

@@ -52,7 +52,7 @@ pub async fn type_increment(inc: &Increment, refdata: &ReferenceData) -> Result<
     let df = ctx
         .sql(&format!(
             "SELECT message_key, format, parse_status, parse_error, id_conflict, payload, payload_sha256, \
-             source_name, source_position, ingested_at, {charset} FROM input"
+             source_name, source_position, ingested_at, eh_partition, eh_offset, {charset} FROM input"
         ))
         .await
         .map_err(|e| Error::Query(e.to_string()))?;
@@ -72,6 +72,8 @@ pub async fn type_increment(inc: &Increment, refdata: &ReferenceData) -> Result<
         let source = strings(&batch, "source_name")?;
         let position = ints(&batch, "source_position")?;
         let ingested = timestamps(&batch, "ingested_at")?;
+        let eh_partition = strings(&batch, "eh_partition")?;
+        let eh_offset = strings(&batch, "eh_offset")?;
         let declared = strings(&batch, "declared_charset")?;
         let issue = strings(&batch, "charset_issue")?;
         for i in 0..batch.num_rows() {
@@ -87,6 +89,8 @@ pub async fn type_increment(inc: &Increment, refdata: &ReferenceData) -> Result<
                 source_name: source[i].clone().unwrap_or_default(),
                 source_position: position[i].unwrap_or_default(),
                 ingested_at: ingested[i].unwrap_or_default(),
+                eh_partition: eh_partition[i].clone(),
+                eh_offset: eh_offset[i].clone(),
                 charset: issue[i].as_ref().map(|fields| CharsetReading {
                     declared: declared[i].clone(),
                     fields: fields.split(',').map(str::to_string).collect(),
@@ -131,8 +135,21 @@ fn quarantine_row(row: &BronzeAdtRow, finding: Finding, action: &'static str) ->
         finding,
         action,
         raw_record: (action == "quarantine").then(|| row.payload.clone()),
-        source_name: Some(row.source_name.clone()),
-        source_position: Some(row.source_position),
+        // An Event Hub event is found again by its partition and offset; a file's message by its
+        // position in the file.
+        source_name: Some(match (&row.eh_partition, &row.eh_offset) {
+            (Some(p), Some(o)) if o.parse::<i64>().is_err() => {
+                format!("{}/partition/{p}/offset/{o}", row.source_name)
+            }
+            (Some(p), _) => format!("{}/partition/{p}", row.source_name),
+            _ => row.source_name.clone(),
+        }),
+        source_position: row
+            .eh_offset
+            .as_deref()
+            .filter(|_| row.eh_partition.is_some())
+            .and_then(|o| o.parse().ok())
+            .or(Some(row.source_position)),
     }
 }
 
