@@ -325,4 +325,33 @@ async fn serve_simulate_runs_the_whole_pipeline_live() {
         .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["rows"][0]["n"], 0, "{v}");
+    // Every stage run of the live pipeline is in the run ledger, with what started it (Gold's row is
+    // written just after its tables, so give it a moment).
+    let expected = [
+        ("bronze.reference", "serve"),
+        ("bronze.adt", "eventhub"),
+        ("silver", "timer"),
+        ("gold", "serve"),
+    ];
+    let started = Instant::now();
+    loop {
+        let (status, v) = s
+            .sql("SELECT stage, trigger, COUNT(*) AS n FROM ops_run_ledger WHERE status <> 'failed' GROUP BY stage, trigger")
+            .await;
+        assert_eq!(status, 200, "{v}");
+        let rows = v["rows"].as_array().cloned().unwrap_or_default();
+        let has = |stage: &str, trigger: &str| {
+            rows.iter().any(|r| {
+                r["stage"] == stage && r["trigger"] == trigger && r["n"].as_i64() > Some(0)
+            })
+        };
+        if expected.iter().all(|(st, tr)| has(st, tr)) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the run ledger lacks some of {expected:?}: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

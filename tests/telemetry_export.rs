@@ -16,7 +16,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::Router;
-use patientflow_tests::binary;
+use patientflow_tests::{binary, run_cli, texts};
 use serde_json::Value;
 
 /// The trace of the `traceparent` header the test sends, as the Functions host does.
@@ -240,6 +240,11 @@ impl Handler {
             .expect("invocation request")
             .status()
             .as_u16()
+    }
+
+    /// The handler's lake.
+    fn lake(&self) -> String {
+        self._lake.path().join("lake").display().to_string()
     }
 
     /// Invokes `Health` with the host's payload; asserts the host gets 200.
@@ -487,4 +492,42 @@ async fn an_unreachable_collector_costs_one_warning() {
         warnings[0]
     );
     assert!(!text.contains("panicked"), "no panic: {text}");
+}
+
+/// With export on, the run ledger's `trace_id` of a stage run is the trace its invocation span is
+/// exported in (the host's trace, continued).
+#[tokio::test]
+async fn ledger_rows_carry_the_exported_trace_id() {
+    let collector = Collector::start().await;
+    let logs = tempfile::tempdir().unwrap();
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json".to_string()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "200".to_string()),
+    ];
+    let mut handler = Handler::start(&env, logs.path()).await;
+    let id = invocation_id("silver");
+    let timer = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/timer_silver_refresh.json");
+    let status = handler
+        .invoke_raw(
+            "SilverRefresh",
+            &id,
+            std::fs::read_to_string(timer).unwrap(),
+        )
+        .await;
+    assert_eq!(status, 200, "{}", read_logs(logs.path()));
+    let span = collector
+        .wait_for_span(&id, Duration::from_secs(15))
+        .await
+        .unwrap_or_else(|| panic!("no span for invocation {id}"));
+    let out = run_cli(&handler.lake(), &["runs", "--json"]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    let runs: Value = serde_json::from_str(&stdout).unwrap();
+    let row = &runs["runs"][0];
+    assert_eq!(row["stage"], "silver", "{runs}");
+    assert_eq!(row["details"]["invocation_id"], id.as_str(), "{row}");
+    assert_eq!(row["trace_id"], span["traceId"], "{row}");
+    assert_eq!(row["trace_id"], HOST_TRACE_ID, "{row}");
+    handler.stop().await;
 }

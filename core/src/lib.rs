@@ -3,11 +3,13 @@
 //! Data flows through the modules in this order:
 //! [`sources`] (parse HL7 v2, JSON ADT, EHR CSV extracts, reference data; the simulator) →
 //! [`bronze`] (lossless, idempotent raw tables with lineage) → Silver → Gold → serving.
+//! [`ops`] keeps the pipeline's own bookkeeping (the run ledger of every stage run).
 //! [`storage`] maps one lake URL (local path, `file://`, `az://`, `abfss://`) onto Delta tables.
 
 pub mod bronze;
 pub mod error;
 pub mod gold;
+pub mod ops;
 pub mod pipeline;
 pub mod serving;
 pub mod silver;

@@ -1,6 +1,7 @@
 //! Running stages: the one entry point the CLI, the local runtime and the Functions handlers share.
-//! Each stage run returns a [`StageReport`]; callers record it in the run ledger and turn failures into
-//! alerts.
+//! Each stage run returns a [`StageReport`]; callers record every run, failed ones included, in the run
+//! ledger through [`crate::ops::ledger::tracked`] (or [`crate::ops::ledger::record`] for a run that
+//! already finished) and turn failures into alerts.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

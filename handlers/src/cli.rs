@@ -45,6 +45,9 @@ pub enum Command {
     /// Write a report.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Recent stage runs from the run ledger (ops_run_ledger): status, duration, rows, errors, and a
+    /// summary per stage.
+    Runs(RunsArgs),
     /// Run as the Azure Functions custom handler (started by the Functions host; listens on
     /// FUNCTIONS_CUSTOMHANDLER_PORT).
     Handler(crate::commands::handler::HandlerArgs),
@@ -166,6 +169,23 @@ pub struct EhrArgs {
     #[arg(long)]
     pub profile: Option<String>,
     /// Print the ingest report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `runs`.
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Runs shown at most, newest first.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Only failed runs.
+    #[arg(long)]
+    pub failed: bool,
+    /// Only runs of this stage (bronze.adt, bronze.ehr, bronze.reference, silver, gold).
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// Print the runs and the per-stage summary as JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -78,6 +78,7 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Generate(args) => commands::generate::run(args).await,
         Command::Refresh(cmd) => commands::refresh::run(&cli.lake, cmd).await,
         Command::Report(cmd) => commands::report::run(&cli.lake, cmd).await,
+        Command::Runs(args) => commands::runs::run(&cli.lake, args).await,
         Command::Handler(args) => commands::handler::run(&cli.lake, args).await,
         Command::Serve(args) => commands::serve::run(&cli.lake, args).await,
         Command::Package(args) => commands::package::run(args).await,

@@ -230,3 +230,48 @@ impl HttpClient for ExportClient {
         }
     }
 }
+
+/// The trace id to record for the work running now (the run ledger's `trace_id`): the current span's
+/// OpenTelemetry trace when export is on (a child of the host's trace when the host sent a
+/// `traceparent`), else the trace id of `traceparent`, else none.
+pub fn current_trace_id(traceparent: Option<&str>) -> Option<String> {
+    if enabled() {
+        let context = tracing::Span::current().context();
+        let span_context = opentelemetry::trace::TraceContextExt::span(&context)
+            .span_context()
+            .clone();
+        if span_context.is_valid() {
+            return Some(span_context.trace_id().to_string());
+        }
+    }
+    traceparent.and_then(trace_id_of)
+}
+
+/// The trace id of a W3C `traceparent` header (`version-traceid-parentid-flags`), when it is valid.
+pub fn trace_id_of(traceparent: &str) -> Option<String> {
+    let mut parts = traceparent.trim().split('-');
+    let (_version, trace_id) = (parts.next()?, parts.next()?);
+    let trace_id = trace_id.to_ascii_lowercase();
+    patientflow_core::ops::ledger::is_trace_id(&trace_id).then_some(trace_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_ids_come_from_traceparent_headers() {
+        assert_eq!(
+            trace_id_of("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert_eq!(
+            trace_id_of("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+            None
+        );
+        assert_eq!(trace_id_of(""), None);
+        assert_eq!(trace_id_of("garbage"), None);
+        // Export is off in unit tests: the header is the only source.
+        assert_eq!(current_trace_id(None), None);
+    }
+}

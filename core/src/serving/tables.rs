@@ -5,12 +5,13 @@ use serde::Serialize;
 use crate::storage::{Lake, TableRef};
 use crate::{Error, Result};
 
-/// Every table patientflow knows, in data-flow order.
+/// Every table patientflow knows, in data-flow order, then the Ops tables (the run ledger).
 pub fn known_tables() -> Vec<TableRef> {
     crate::bronze::TABLES
         .iter()
         .chain(crate::silver::TABLES.iter())
         .chain(crate::gold::TABLES.iter())
+        .chain(crate::ops::TABLES.iter())
         .copied()
         .collect()
 }

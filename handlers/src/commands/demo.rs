@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use patientflow_core::bronze::{self, adt::AdtIngestor};
+use patientflow_core::ops::ledger::{tracked, RunContext};
 use patientflow_core::serving::tables::describe_all;
 use patientflow_core::storage::Lake;
 
@@ -28,15 +29,18 @@ pub async fn run(lake_url: &str, args: DemoArgs) -> anyhow::Result<Outcome> {
     let lake = Lake::open(lake_url).await.context("opening the lake")?;
     println!("lake {}", lake.root());
     let quiet = |_: &str, _: usize| {};
+    let ctx = |run_id: &str| {
+        RunContext::new("cli")
+            .with_run_id(run_id)
+            .with_detail("command", "demo")
+    };
     let hl7 = data.join("hl7v2_adt");
     if hl7.is_dir() {
-        let r = AdtIngestor::new(lake.clone())
-            .ingest_paths(
-                &[hl7.display().to_string()],
-                &bronze::new_run_id("demo-adt"),
-                &quiet,
-            )
-            .await?;
+        let run_id = bronze::new_run_id("demo-adt");
+        let ingestor = AdtIngestor::new(lake.clone());
+        let paths = [hl7.display().to_string()];
+        let work = ingestor.ingest_paths(&paths, &run_id, &quiet);
+        let r = tracked(&lake, "bronze.adt", &ctx(&run_id), work).await?;
         println!(
             "ADT samples: {} files, {} messages written, {} flagged unparseable, {} already ingested",
             r.inputs_seen,
@@ -47,14 +51,10 @@ pub async fn run(lake_url: &str, args: DemoArgs) -> anyhow::Result<Outcome> {
     }
     let synthea = data.join("synthea_csv_ma100/csv");
     if synthea.is_dir() {
-        let r = bronze::ehr::ingest_paths(
-            &lake,
-            &[synthea.display().to_string()],
-            None,
-            &bronze::new_run_id("demo-ehr"),
-            &quiet,
-        )
-        .await?;
+        let run_id = bronze::new_run_id("demo-ehr");
+        let paths = [synthea.display().to_string()];
+        let work = bronze::ehr::ingest_paths(&lake, &paths, None, &run_id, &quiet);
+        let r = tracked(&lake, "bronze.ehr", &ctx(&run_id), work).await?;
         println!(
             "EHR extracts (Synthea profile): {} rows written, {} files not patient-flow extracts",
             r.total_rows(),

@@ -1,8 +1,10 @@
-//! `patientflow ingest adt|ehr|departments PATHS…`
+//! `patientflow ingest adt|ehr|departments PATHS…`: each is one Bronze stage run, recorded in the run
+//! ledger (trigger `cli`).
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use patientflow_core::bronze::{self, adt::AdtIngestor, profiles::Profile, IngestReport};
+use patientflow_core::ops::ledger::{tracked, RunContext};
 use patientflow_core::storage::Lake;
 
 use crate::cli::IngestCommand;
@@ -16,14 +18,18 @@ pub async fn run(lake_url: &str, cmd: IngestCommand) -> anyhow::Result<Outcome> 
         bar.inc(1);
         bar.set_message(format!("{rows:>7} rows  {file}"));
     };
+    let ctx = |command: &str, run_id: &str| {
+        RunContext::new("cli")
+            .with_run_id(run_id)
+            .with_detail("command", command)
+    };
     let (report, json) = match cmd {
         IngestCommand::Adt(args) => {
             let run_id = bronze::new_run_id("ingest-adt");
-            let ingestor = AdtIngestor::new(lake);
+            let ingestor = AdtIngestor::new(lake.clone());
+            let work = ingestor.ingest_paths(&args.paths, &run_id, &progress);
             (
-                ingestor
-                    .ingest_paths(&args.paths, &run_id, &progress)
-                    .await?,
+                tracked(&lake, "bronze.adt", &ctx("ingest adt", &run_id), work).await?,
                 args.json,
             )
         }
@@ -38,16 +44,24 @@ pub async fn run(lake_url: &str, cmd: IngestCommand) -> anyhow::Result<Outcome> 
                 }
                 Some(name) => Some(bronze::ehr::builtin_profile(name)?),
             };
+            let work =
+                bronze::ehr::ingest_paths(&lake, &args.paths, profile.as_ref(), &run_id, &progress);
             (
-                bronze::ehr::ingest_paths(&lake, &args.paths, profile.as_ref(), &run_id, &progress)
-                    .await?,
+                tracked(&lake, "bronze.ehr", &ctx("ingest ehr", &run_id), work).await?,
                 args.json,
             )
         }
         IngestCommand::Departments(args) => {
             let run_id = bronze::new_run_id("ingest-reference");
+            let work = bronze::reference::ingest_paths(&lake, &args.paths, &run_id, &progress);
             (
-                bronze::reference::ingest_paths(&lake, &args.paths, &run_id, &progress).await?,
+                tracked(
+                    &lake,
+                    "bronze.reference",
+                    &ctx("ingest departments", &run_id),
+                    work,
+                )
+                .await?,
                 args.json,
             )
         }

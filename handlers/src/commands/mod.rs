@@ -9,5 +9,6 @@ pub mod package;
 pub mod query;
 pub mod refresh;
 pub mod report;
+pub mod runs;
 pub mod serve;
 pub mod tables;

@@ -1,6 +1,8 @@
-//! `patientflow refresh silver [--full]`, `patientflow refresh gold [--full] [--as-of T]`
+//! `patientflow refresh silver [--full]`, `patientflow refresh gold [--full] [--as-of T]`: each is one
+//! stage run, recorded in the run ledger (trigger `cli`), failed runs included.
 
 use anyhow::Context;
+use patientflow_core::ops::ledger::{tracked, RunContext};
 use patientflow_core::pipeline::{refresh_silver, RefreshOptions, StageReport};
 use patientflow_core::storage::Lake;
 
@@ -16,8 +18,11 @@ pub async fn run(lake_url: &str, cmd: RefreshCommand) -> anyhow::Result<Outcome>
                 full: args.full,
                 trigger: "cli".into(),
             };
+            let ctx = RunContext::new("cli")
+                .with_detail("command", "refresh silver")
+                .with_detail("full", args.full);
             (
-                refresh_silver(&lake, &options)
+                tracked(&lake, "silver", &ctx, refresh_silver(&lake, &options))
                     .await
                     .context("Silver refresh")?,
                 args.json,
@@ -28,7 +33,11 @@ pub async fn run(lake_url: &str, cmd: RefreshCommand) -> anyhow::Result<Outcome>
                 full: args.common.full,
                 trigger: "cli".into(),
             };
-            let report = patientflow_core::gold::refresh_as_of(&lake, &options, args.as_of)
+            let ctx = RunContext::new("cli")
+                .with_detail("command", "refresh gold")
+                .with_detail("full", args.common.full);
+            let work = patientflow_core::gold::refresh_as_of(&lake, &options, args.as_of);
+            let report = tracked(&lake, "gold", &ctx, work)
                 .await
                 .context("Gold refresh")?;
             (report, args.common.json)

@@ -215,8 +215,16 @@ async fn ingest_reference(state: &Arc<AppState>, cfg: &SimConfig) -> anyhow::Res
         let paths = [dir.path().join("reference").display().to_string()];
         let quiet = |_: &str, _: usize| {};
         let run_id = patientflow_core::bronze::new_run_id("simulate-reference");
-        let report = handle.block_on(patientflow_core::bronze::reference::ingest_paths(
-            &lake, &paths, &run_id, &quiet,
+        let ctx = patientflow_core::ops::ledger::RunContext::new("serve")
+            .with_run_id(&run_id)
+            .with_detail("command", "serve --simulate");
+        let work =
+            patientflow_core::bronze::reference::ingest_paths(&lake, &paths, &run_id, &quiet);
+        let report = handle.block_on(patientflow_core::ops::ledger::tracked(
+            &lake,
+            "bronze.reference",
+            &ctx,
+            work,
         ))?;
         Ok(report.total_rows())
     })

@@ -3,10 +3,13 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+use patientflow_core::ops::ledger::{self, RunContext, RunRecord};
+use patientflow_core::pipeline::StageReport;
 use serde_json::{Map, Value};
 
 use super::error::AppError;
-use super::protocol::{HttpReply, InvokeRequest, InvokeResponse};
+use super::protocol::{get_ci, HttpReply, InvokeRequest, InvokeResponse};
 use super::{ingest, refresh, serving, AppState};
 
 /// Every function folder of `functions/`.
@@ -128,6 +131,33 @@ impl Function {
         matches!(self.trigger(), Trigger::Http { .. })
     }
 
+    /// The pipeline stage an invocation of the function runs, which [`invoke`] records in the run
+    /// ledger. `None` for the serving functions, and for GoldRefresh, whose run happens after the
+    /// invocation has answered and is recorded by [`refresh::run_gold`].
+    pub fn stage(self) -> Option<&'static str> {
+        match self {
+            Function::AdtIngest => Some("bronze.adt"),
+            Function::EhrBatchIngest | Function::EhrBatchIngestHttp => Some("bronze.ehr"),
+            Function::DepartmentSync | Function::DepartmentSyncTimer => Some("bronze.reference"),
+            Function::SilverRefresh => Some("silver"),
+            Function::GoldRefresh | Function::Query | Function::Health | Function::Dashboard => {
+                None
+            }
+        }
+    }
+
+    /// The run ledger's `trigger` for the function's runs: `eventhub`, `blob`, `timer`, `http`, and
+    /// `adf` for GoldRefresh (called by Data Factory's WebHook activity).
+    pub fn ledger_trigger(self) -> &'static str {
+        match (self, self.trigger()) {
+            (Function::GoldRefresh, _) => "adf",
+            (_, Trigger::EventHub) => "eventhub",
+            (_, Trigger::Blob) => "blob",
+            (_, Trigger::Timer) => "timer",
+            (_, Trigger::Http { .. }) => "http",
+        }
+    }
+
     /// The function.json shipped with this build (compiled in; `package` and `serve` fall back to these
     /// when no `functions/` folder is at hand).
     pub fn embedded_json(self) -> &'static str {
@@ -170,6 +200,8 @@ pub struct Outcome {
     pub logs: Vec<String>,
     /// A machine-readable result (stage or ingest report).
     pub return_value: Option<Value>,
+    /// The stage run this invocation made, as the run ledger records it (pipeline functions).
+    pub run: Option<StageReport>,
 }
 
 impl Outcome {
@@ -179,6 +211,7 @@ impl Outcome {
             reply: Some(reply),
             logs: vec![log.into()],
             return_value: None,
+            run: None,
         }
     }
 }
@@ -190,6 +223,121 @@ pub struct Invocation {
     pub function: Function,
     /// The host's invocation id (`X-Azure-Functions-InvocationId`), or a generated one.
     pub id: String,
+    /// The host's W3C `traceparent` header, when it sent one.
+    pub traceparent: Option<String>,
+}
+
+impl Invocation {
+    /// An invocation of `function` that no host called (local timers, the Event Hub stand-in, local
+    /// HTTP routes): a new id, no `traceparent`.
+    pub fn local(function: Function) -> Self {
+        Invocation {
+            function,
+            id: uuid::Uuid::new_v4().to_string(),
+            traceparent: None,
+        }
+    }
+}
+
+/// What the run ledger records about an invocation besides the stage's report: the trigger, the host's
+/// retry attempt (`Metadata.RetryContext.RetryCount`, which the host sends custom handlers for
+/// functions with a retry policy; 0 when absent), the trace id, and the function, invocation id and
+/// `MaxRetryCount` in `details`.
+pub fn run_context(inv: &Invocation, req: &InvokeRequest) -> RunContext {
+    let retry = req.metadata("RetryContext");
+    let field = |key: &str| {
+        retry
+            .as_ref()
+            .and_then(Value::as_object)
+            .and_then(|m| get_ci(m, key))
+            .and_then(|v| {
+                v.as_i64()
+                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            })
+    };
+    let retry_count = field("RetryCount")
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(0);
+    let mut ctx = RunContext::new(inv.function.ledger_trigger())
+        .with_retry_count(retry_count)
+        .with_trace_id(crate::telemetry::current_trace_id(
+            inv.traceparent.as_deref(),
+        ))
+        .with_detail("function", inv.function.name())
+        .with_detail("invocation_id", inv.id.clone());
+    if let Some(max) = field("MaxRetryCount") {
+        ctx = ctx.with_detail("max_retry_count", max);
+    }
+    ctx
+}
+
+/// Records the stage run of one invocation of a pipeline function in the run ledger: the report the
+/// function made, a `skipped` run when it made none, or a `failed` run with the error. An HTTP call
+/// refused with a 4xx ran no stage and is not recorded. A ledger that cannot be written is logged as
+/// an error; the invocation's answer stays what it was.
+pub async fn record_run(
+    state: &Arc<AppState>,
+    inv: &Invocation,
+    req: &InvokeRequest,
+    started_at: DateTime<Utc>,
+    result: Result<&Outcome, &AppError>,
+) {
+    let f = inv.function;
+    let Some(stage) = f.stage() else {
+        return;
+    };
+    let ctx = run_context(inv, req);
+    let row = match result {
+        Ok(Outcome {
+            run: Some(report), ..
+        }) => RunRecord::from_report(report, &ctx),
+        Ok(outcome) => {
+            let report = StageReport {
+                stage: stage.into(),
+                run_id: String::new(),
+                trigger: String::new(),
+                started_at,
+                finished_at: Utc::now(),
+                status: ledger::SKIPPED.into(),
+                rows_in: 0,
+                rows_out: 0,
+                rows_quarantined: 0,
+                error: None,
+                details: serde_json::json!({ "reason": outcome.logs.join("; ") }),
+            };
+            RunRecord::from_report(&report, &ctx)
+        }
+        Err(e) if f.is_http() && e.status() < 500 => return,
+        Err(e) => {
+            let (stage, message) = match e {
+                AppError::StageFailed { stage, message } => (stage.as_str(), message.clone()),
+                other => (stage, other.to_string()),
+            };
+            RunRecord::failed(stage, started_at, Utc::now(), &message, &ctx)
+        }
+    };
+    // A run that failed before the lake was ever opened failed opening it: trying again would only
+    // make the invocation wait a second time. Otherwise the lake is opened if need be (a run that
+    // touched no table, such as an ignored blob, on a fresh process).
+    let lake = match (state.opened_lake(), result) {
+        (Some(lake), _) => Some(lake),
+        (None, Ok(_) | Err(AppError::BadRequest(_))) => state.lake().await.ok(),
+        (None, Err(_)) => None,
+    };
+    match lake {
+        Some(lake) => {
+            ledger::record(lake, &row).await;
+        }
+        None => tracing::error!(
+            stage = %row.stage,
+            run_id = %row.run_id,
+            "run_ledger_write_failed: the {} run {} ({}) is not in the run ledger: the lake {} could not be opened",
+            row.stage,
+            row.run_id,
+            row.status,
+            state.settings.lake_url
+        ),
+    }
 }
 
 /// The span an invocation runs in: `invocation{function=…, invocation_id=…}` (plus the host's
@@ -223,12 +371,17 @@ pub fn invocation_span(function: Function, id: &str, traceparent: Option<&str>) 
 ///   `Outputs.res` (reference §1.4).
 /// - Other functions answer 200 on success; on failure they answer the error's status (500 for a stage
 ///   failure), which fails the invocation so the host's retry policy applies (§2.2).
+///
+/// Every invocation of a pipeline function leaves one row in the run ledger (`ops_run_ledger`): this
+/// is the one place the Functions host, the local runtime's timers, its HTTP routes and its Event Hub
+/// stand-in all pass through.
 pub async fn invoke(
     state: &Arc<AppState>,
     inv: &Invocation,
     req: InvokeRequest,
 ) -> (u16, InvokeResponse) {
     let f = inv.function;
+    let started_at = Utc::now();
     let result = match f {
         Function::AdtIngest => ingest::adt_ingest(state, inv, &req).await,
         Function::EhrBatchIngest => ingest::ehr_blob(state, inv, &req).await,
@@ -242,6 +395,7 @@ pub async fn invoke(
         Function::Health => serving::health(state, inv, &req).await,
         Function::Dashboard => serving::dashboard(state, inv, &req).await,
     };
+    record_run(state, inv, &req, started_at, result.as_ref()).await;
     match result {
         Ok(outcome) => {
             let mut outputs = Map::new();

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use base64::Engine;
+use chrono::Utc;
 use patientflow_core::bronze::{self, IngestReport};
+use patientflow_core::ops::ledger::StageOutput;
 use serde_json::{json, Map, Value};
 
 use super::error::AppError;
@@ -52,6 +54,7 @@ pub async fn adt_ingest(
     inv: &Invocation,
     req: &InvokeRequest,
 ) -> Result<Outcome, AppError> {
+    let started_at = Utc::now();
     let batch = decode_batch(req, &state.settings.event_hub_name)?;
     let mut logs: Vec<String> = batch.notes.clone();
     for note in &batch.notes {
@@ -64,6 +67,7 @@ pub async fn adt_ingest(
             reply: None,
             logs,
             return_value: Some(json!(IngestReport::default())),
+            run: None,
         });
     }
     let ingestor = state
@@ -81,10 +85,12 @@ pub async fn adt_ingest(
                 ),
                 &report,
             ));
+            let run = report.stage_report("bronze.adt", "eventhub", started_at, Utc::now());
             Ok(Outcome {
                 reply: None,
                 logs,
                 return_value: Some(json!(report)),
+                run: Some(run),
             })
         }
         Err(e) => {
@@ -150,6 +156,7 @@ pub async fn ehr_blob(
     _inv: &Invocation,
     req: &InvokeRequest,
 ) -> Result<Outcome, AppError> {
+    let started_at = Utc::now();
     let name = blob_name(req).ok_or_else(|| {
         AppError::BadRequest(
             "the blob trigger payload names no blob (Metadata.name / Metadata.Uri missing)".into(),
@@ -161,6 +168,7 @@ pub async fn ehr_blob(
             reply: None,
             logs: vec![line],
             return_value: Some(json!({"ignored": [name]})),
+            run: None,
         });
     }
     let content = blob_content(req)?;
@@ -170,6 +178,7 @@ pub async fn ehr_blob(
     tokio::fs::write(&path, &content)
         .await
         .map_err(|e| AppError::Internal(format!("{}: {e}", path.display())))?;
+    let stage = stage_of(&[name.as_str()]);
     let (report, _) = ingest_files(state, &[(name.clone(), path)], None, "blob").await?;
     let mut logs = vec![summary(&format!("EhrBatchIngest {name}"), &report)];
     for n in &report.inputs_not_applicable {
@@ -180,7 +189,7 @@ pub async fn ehr_blob(
     if !report.errors.is_empty() {
         let reasons: Vec<String> = report.errors.iter().map(|e| e.reason.clone()).collect();
         return Err(AppError::stage(
-            "bronze.ehr",
+            stage,
             format!("{name} could not be ingested: {}", reasons.join("; ")),
         ));
     }
@@ -188,6 +197,7 @@ pub async fn ehr_blob(
         reply: None,
         logs,
         return_value: Some(json!(report)),
+        run: Some(report.stage_report(stage, "blob", started_at, Utc::now())),
     })
 }
 
@@ -396,6 +406,7 @@ pub async fn ehr_http(
     _inv: &Invocation,
     req: &InvokeRequest,
 ) -> Result<Outcome, AppError> {
+    let started_at = Utc::now();
     let http = HttpTriggerRequest::from_invocation(req)?;
     let body = http.json_body()?;
     let request = parse_ehr_request(&body, &state.settings.landing)?;
@@ -441,6 +452,7 @@ pub async fn ehr_http(
             .map_err(|e| AppError::Internal(format!("{}: {e}", path.display())))?;
         files.push((name.clone(), path));
     }
+    let stage = stage_of(&files.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>());
     let (mut report, ignored) = ingest_files(state, &files, profile.as_ref(), "ehr-http").await?;
     for m in &missing {
         report.errors.push(bronze::InputError {
@@ -475,8 +487,37 @@ pub async fn ehr_http(
             report.errors.len()
         ));
     }
+    // Data Factory's DailyEhrIngestion names its run; anything else calling the route is `http`.
+    let trigger = if request.adf_run_id.is_some()
+        || request
+            .source
+            .as_deref()
+            .is_some_and(|s| s.starts_with("adf"))
+    {
+        "adf"
+    } else {
+        "http"
+    };
+    let mut run = report.stage_report(stage, trigger, started_at, Utc::now());
+    if let Value::Object(details) = &mut run.details {
+        details.insert("adf_run_id".into(), json!(request.adf_run_id));
+        details.insert("source".into(), json!(request.source));
+        details.insert("ignored".into(), json!(ignored));
+    }
     outcome.return_value = Some(json!(report));
+    outcome.run = Some(run);
     Ok(outcome)
+}
+
+/// The stage of an ingest of these landing files: `bronze.ehr` when any is an EHR extract,
+/// `bronze.reference` when all are hospital or department files.
+fn stage_of(names: &[&str]) -> &'static str {
+    let kinds: Vec<FileKind> = names.iter().map(|n| classify(n)).collect();
+    if !kinds.is_empty() && kinds.iter().all(|k| *k == FileKind::Reference) {
+        "bronze.reference"
+    } else {
+        "bronze.ehr"
+    }
 }
 
 /// DepartmentSync (HTTP, body optional: `{"folder": "...", "paths": [...]}`) and DepartmentSyncTimer:
@@ -486,6 +527,7 @@ pub async fn department_sync(
     inv: &Invocation,
     req: &InvokeRequest,
 ) -> Result<Outcome, AppError> {
+    let started_at = Utc::now();
     let http_trigger = inv.function.is_http();
     let body = if http_trigger {
         HttpTriggerRequest::from_invocation(req)?.json_body()?
@@ -559,10 +601,20 @@ pub async fn department_sync(
             .collect();
         return Err(AppError::stage("bronze.reference", reasons.join("; ")));
     }
+    let mut run = report.stage_report(
+        "bronze.reference",
+        inv.function.ledger_trigger(),
+        started_at,
+        Utc::now(),
+    );
+    if files.is_empty() {
+        run.details = json!({"reason": line});
+    }
     let mut outcome = Outcome {
         reply: None,
         logs: vec![line],
         return_value: Some(json!(report)),
+        run: Some(run),
     };
     if http_trigger {
         let code = if report.errors.is_empty() { 200 } else { 422 };

@@ -117,9 +117,8 @@ pub async fn api_route(
         .into_response();
     }
     let req = http_invocation(function, &method, &uri, &headers, &query, &params, &body);
-    let id = uuid::Uuid::new_v4().to_string();
-    let span = functions::invocation_span(function, &id, None);
-    let inv = Invocation { function, id };
+    let inv = Invocation::local(function);
+    let span = functions::invocation_span(function, &inv.id, None);
     let (status, response) =
         tracing::Instrument::instrument(functions::invoke(&state, &inv, req), span).await;
     if !(200..300).contains(&status) {
@@ -266,10 +265,7 @@ pub async fn feed_adt(
             );
             let req: InvokeRequest = serde_json::from_value(payload)
                 .map_err(|e| AppError::Internal(format!("building the Event Hub payload: {e}")))?;
-            let inv = Invocation {
-                function: Function::AdtIngest,
-                id: uuid::Uuid::new_v4().to_string(),
-            };
+            let inv = Invocation::local(Function::AdtIngest);
             // The stand-in for Event Hubs logs without an invocation span; exported traces get one.
             let span = if crate::telemetry::enabled() {
                 functions::invocation_span(inv.function, &inv.id, None)

@@ -152,6 +152,12 @@ impl AppState {
             .await
     }
 
+    /// The lake if it has been opened, without trying to open it (the run ledger's writes use it: a
+    /// lake the stage itself could not open would only make them wait again).
+    pub fn opened_lake(&self) -> Option<&Lake> {
+        self.lake.get()
+    }
+
     /// The ADT ingestor (one per process).
     pub async fn adt_ingestor(&self) -> Result<Arc<AdtIngestor>, AppError> {
         let lake = self.lake().await?.clone();
@@ -246,16 +252,23 @@ async fn invoke_route(
     let traceparent = header("traceparent").unwrap_or_default();
     let span = functions::invocation_span(function, &id, Some(&traceparent));
     async move {
+        let traceparent = Some(traceparent).filter(|t| !t.is_empty());
+        let inv = Invocation {
+            function,
+            id,
+            traceparent,
+        };
         let req = match InvokeRequest::parse(&body) {
             Ok(r) => r,
             Err(e) => {
                 let line = functions::failure_line(function, &e);
                 tracing::warn!("{line}");
                 crate::telemetry::record_outcome(None, Some((e.code(), &line)));
+                let empty = InvokeRequest::default();
+                functions::record_run(&state, &inv, &empty, chrono::Utc::now(), Err(&e)).await;
                 return e.into_response();
             }
         };
-        let inv = Invocation { function, id };
         let (status, response) = functions::invoke(&state, &inv, req).await;
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (status, Json(response)).into_response()

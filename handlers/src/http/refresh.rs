@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use patientflow_core::ops::ledger::{self, RunContext};
 use patientflow_core::pipeline::{self, RefreshOptions, StageReport};
 use serde_json::{json, Value};
 use tracing::Instrument;
@@ -71,6 +72,7 @@ pub async fn silver(
         reply: None,
         logs,
         return_value: Some(json!(report)),
+        run: Some(report),
     })
 }
 
@@ -127,9 +129,10 @@ pub async fn gold(
     let span = tracing::info_span!("gold_refresh", invocation_id = %inv.id, full = request.full);
     let callback_host = request.callback.host_str().unwrap_or("-").to_string();
     let mode = if request.full { "full" } else { "incremental" };
+    let ctx = super::functions::run_context(inv, req);
     state.spawn_background(
         async move {
-            let body = run_gold(&work_state, request.full).await;
+            let body = run_gold(&work_state, request.full, ctx).await;
             post_callback(&work_state, &request.callback, &body).await;
         }
         .instrument(span),
@@ -141,20 +144,24 @@ pub async fn gold(
     ))
 }
 
-/// Runs the Gold refresh and builds the callback body (reference §3.1, `reportStatusOnCallBack: true`):
+/// Runs the Gold refresh, records it in the run ledger (trigger, retry count and trace id from `ctx`),
+/// and builds the callback body (reference §3.1, `reportStatusOnCallBack: true`):
 /// success `{"Output": <StageReport>, "StatusCode": "200"}`; failure
 /// `{"Output": {...}, "Error": {"ErrorCode": "GOLD_REFRESH_FAILED", "Message": ...}, "StatusCode": "500"}`.
-pub async fn run_gold(state: &Arc<AppState>, full: bool) -> Value {
+pub async fn run_gold(state: &Arc<AppState>, full: bool, ctx: RunContext) -> Value {
     let _one_at_a_time = state.gold_lock.lock().await;
     let options = RefreshOptions {
         full,
-        trigger: "adf".into(),
+        trigger: ctx.trigger.clone(),
     };
     let result = match state.lake().await {
-        Ok(lake) => pipeline::refresh_gold(lake, &options)
+        Ok(lake) => ledger::tracked(lake, "gold", &ctx, pipeline::refresh_gold(lake, &options))
             .await
             .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
+        Err(e) => {
+            tracing::error!("run_ledger_write_failed: the gold run is not in the run ledger: {e}");
+            Err(e.to_string())
+        }
     };
     match result {
         Ok(report) if report.status != "failed" => {
@@ -172,7 +179,7 @@ pub async fn run_gold(state: &Arc<AppState>, full: bool) -> Value {
         Err(message) => {
             tracing::error!("pipeline_run_failed stage=gold function=GoldRefresh error={message}");
             callback_error(
-                json!({"stage": "gold", "status": "failed", "trigger": "adf", "error": message}),
+                json!({"stage": "gold", "status": "failed", "trigger": ctx.trigger, "error": message}),
                 &message,
             )
         }

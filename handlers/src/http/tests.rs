@@ -314,3 +314,123 @@ async fn gold_refresh_answers_202_and_needs_a_callback() {
     assert_eq!(s, StatusCode::ACCEPTED);
     assert_eq!(json_of(&b)["status"], "accepted");
 }
+
+/// POSTs an invocation the way the host does, with its invocation id and `traceparent` headers.
+async fn invoke_as_host(app: &Router, function: &str, payload: &Value) -> (StatusCode, Value) {
+    let req = Request::builder()
+        .method("POST")
+        .uri(format!("/{function}"))
+        .header("content-type", "application/json")
+        .header("x-azure-functions-invocationid", "inv-0001")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .body(Body::from(payload.to_string()))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, json_of(&bytes))
+}
+
+#[tokio::test]
+async fn every_pipeline_invocation_leaves_one_ledger_row() {
+    use patientflow_core::ops::ledger::{self, RunFilter};
+    let dir = tempfile::tempdir().unwrap();
+    let st = state(&dir.path().join("lake"));
+    let app = app(st.clone());
+    // An Event Hub batch on the host's second retry of it, in the host's trace.
+    let events = serde_json::to_string(&vec![HL7.to_string(), "garbage".to_string()]).unwrap();
+    let batch = json!({"Data": {"events": events}, "Metadata": {
+        "PartitionContext": {"EventHubName": "adt-events", "PartitionId": "0"},
+        "SequenceNumberArray": "[1,2]", "OffsetArray": "[\"10\",\"20\"]",
+        "EnqueuedTimeUtcArray": "[\"2026-01-14T14:30:00\",\"2026-01-14T14:30:01\"]",
+        "RetryContext": {"RetryCount": 2, "MaxRetryCount": 5, "Exception": null}}});
+    let (s, v) = invoke_as_host(&app, "AdtIngest", &batch).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // A batch without events fails the invocation: a failed run.
+    let (s, _) = invoke_as_host(&app, "AdtIngest", &json!({"Data": {}, "Metadata": {}})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    // The Silver timer, then a query (no stage: no row), then an HTTP call refused with 400 (no row).
+    let timer = timers::timer_payload(functions::Function::SilverRefresh, None, None, false);
+    let (s, v) = invoke_as_host(
+        &app,
+        "SilverRefresh",
+        &serde_json::to_value(&timer).unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _) = call(
+        &app,
+        "POST",
+        "/api/query",
+        "application/json",
+        r#"{"sql":"SELECT COUNT(*) FROM ops_run_ledger"}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = call(
+        &app,
+        "POST",
+        "/api/ehr/ingest",
+        "application/json",
+        r#"{"container":"x"}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    // GoldRefresh answers 202; its run is recorded when the background refresh ends (skipped: no
+    // reference data was ingested, so Silver has no departments yet).
+    let (s, _) = call(
+        &app,
+        "POST",
+        "/api/gold/refresh",
+        "application/json",
+        r#"{"callBackUri":"http://127.0.0.1:9/cb"}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    st.drain_background(std::time::Duration::from_secs(60))
+        .await;
+
+    let lake = st.lake().await.unwrap();
+    let filter = RunFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    let mut rows = ledger::recent(lake, &filter).await.unwrap();
+    rows.reverse();
+    let seen: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|r| (r.stage.as_str(), r.trigger.as_str(), r.status.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("bronze.adt", "eventhub", "succeeded"),
+            ("bronze.adt", "eventhub", "failed"),
+            ("silver", "timer", "succeeded"),
+            ("gold", "adf", "skipped"),
+        ]
+    );
+    let adt = &rows[0];
+    assert_eq!((adt.rows_in, adt.rows_out, adt.rows_quarantined), (2, 2, 1));
+    assert_eq!(adt.retry_count, 2);
+    assert_eq!(
+        adt.trace_id.as_deref(),
+        Some("4bf92f3577b34da6a3ce929d0e0e4736")
+    );
+    assert_eq!(adt.details["function"], "AdtIngest");
+    assert_eq!(adt.details["invocation_id"], "inv-0001");
+    assert_eq!(adt.details["max_retry_count"], 5);
+    assert!(adt.run_id.starts_with("eventhub-"), "{}", adt.run_id);
+    let failed = &rows[1];
+    assert!(failed.error.as_deref().is_some_and(|e| !e.is_empty()));
+    assert_eq!(failed.retry_count, 0);
+    let silver = &rows[2];
+    assert_eq!(silver.rows_in, 2);
+    assert_eq!(silver.details["function"], "SilverRefresh");
+    assert_eq!(rows[3].details["function"], "GoldRefresh");
+}

@@ -211,10 +211,7 @@ async fn fire(
     next: Option<DateTime<Utc>>,
     past_due: bool,
 ) {
-    let inv = Invocation {
-        function: t.function,
-        id: uuid::Uuid::new_v4().to_string(),
-    };
+    let inv = Invocation::local(t.function);
     let span = functions::invocation_span(t.function, &inv.id, None);
     let req = timer_payload(t.function, last, next, past_due);
     let (status, response) =
@@ -223,7 +220,10 @@ async fn fire(
         tracing::info!(function = t.function.name(), "timer run succeeded");
         // In Azure, Data Factory runs Gold after Silver (adf/); the local runtime stands in for it.
         if t.function == Function::SilverRefresh {
-            let body = super::refresh::run_gold(state, false).await;
+            let ctx = patientflow_core::ops::ledger::RunContext::new("serve")
+                .with_trace_id(crate::telemetry::current_trace_id(None))
+                .with_detail("after", "SilverRefresh");
+            let body = super::refresh::run_gold(state, false, ctx).await;
             if body["StatusCode"] != "200" {
                 tracing::warn!(
                     "Gold refresh after Silver failed: {}",
