@@ -61,6 +61,26 @@ fn config(days: u32, rates: &[(DefectClass, f64)]) -> SimConfig {
     cfg
 }
 
+/// Every KPI was compared on some cells, and no cell differs; else fails with `what`, a summary,
+/// `detail` and examples.
+fn assert_no_difference(
+    diffs: &std::collections::BTreeMap<&'static str, Diff>,
+    what: &str,
+    detail: &str,
+) {
+    for (name, d) in diffs {
+        assert!(d.cells > 0, "{name}: nothing compared");
+    }
+    let bad: usize = diffs.values().map(|d| d.differing.len()).sum();
+    assert_eq!(
+        bad,
+        0,
+        "{what}:\n{}{detail}{}",
+        summary(diffs),
+        examples(diffs, 5)
+    );
+}
+
 /// Runs the pipeline on a fresh data set and compares Gold with the truth.
 async fn run(
     cfg: &SimConfig,
@@ -103,17 +123,7 @@ async fn every_kpi_equals_the_truth_when_defects_are_recoverable() {
     let (diffs, t, _) = run(&config(35, &rates), dir.path(), compare_exact).await;
     let (encounters, admitted, stays) = truth_counts(&t);
     eprintln!("truth: {encounters} encounters, {admitted} admitted, {stays} stays; recoverable defects at 8 %\n{}", summary(&diffs));
-    for (name, d) in &diffs {
-        assert!(d.cells > 0, "{name}: nothing compared");
-    }
-    let bad: usize = diffs.values().map(|d| d.differing.len()).sum();
-    assert_eq!(
-        bad,
-        0,
-        "KPIs differ from the truth:\n{}{}",
-        summary(&diffs),
-        examples(&diffs, 5)
-    );
+    assert_no_difference(&diffs, "KPIs differ from the truth", "");
 }
 
 /// Every defect class at 5 %, out-of-order delivery on, identity changes on (with A08s overtaken by
@@ -156,17 +166,10 @@ async fn every_kpi_equals_the_clean_truth_with_every_defect_at_5_percent() {
         "truth: {encounters} encounters, {admitted} admitted, {stays} stays; every class at 5 %\n{}",
         summary(&diffs)
     );
-    for (name, d) in &diffs {
-        assert!(d.cells > 0, "{name}: nothing compared");
-    }
-    let bad: usize = diffs.values().map(|d| d.differing.len()).sum();
-    assert_eq!(
-        bad,
-        0,
-        "KPIs differ from the clean truth:\n{}{}{}",
-        summary(&diffs),
-        detail(&exp, &act),
-        examples(&diffs, 5)
+    assert_no_difference(
+        &diffs,
+        "KPIs differ from the clean truth",
+        &detail(&exp, &act),
     );
 
     let manifest =
@@ -228,17 +231,7 @@ async fn with_every_defect_on_gold_equals_the_kpis_recomputed_from_silver() {
         "Gold vs KPIs recomputed from Silver, every defect class at 5 %:\n{}",
         summary(&diffs)
     );
-    for (name, d) in &diffs {
-        assert!(d.cells > 0, "{name}: nothing compared");
-    }
-    let bad: usize = diffs.values().map(|d| d.differing.len()).sum();
-    assert_eq!(
-        bad,
-        0,
-        "Gold differs from its own input:\n{}{}",
-        summary(&diffs),
-        examples(&diffs, 5)
-    );
+    assert_no_difference(&diffs, "Gold differs from its own input", "");
 
     let truth = expected(&Truth::read(&data), as_of);
     let vs_truth = compare(&truth, &act);

@@ -810,35 +810,10 @@ pub struct Diff {
     pub differing: Vec<Difference>,
 }
 
-/// Compares expected and actual KPIs. Age-band rows that are all zero may be absent on either side.
+/// Compares expected and actual KPIs within ±0.01 (counts, ratios and hours alike). Age-band rows that
+/// are all zero may be absent on either side.
 pub fn compare(expected: &Kpis, actual: &Kpis) -> BTreeMap<&'static str, Diff> {
-    let mut out = BTreeMap::new();
-    for (name, exp) in expected {
-        let empty = Kpi::new();
-        let act = actual.get(name).unwrap_or(&empty);
-        let mut d = Diff::default();
-        let keys: BTreeSet<&String> = exp.keys().chain(act.keys()).collect();
-        for k in keys {
-            let (e, a) = (exp.get(k), act.get(k));
-            d.cells += 1;
-            let same = match (e, a) {
-                (Some(e), Some(a)) => {
-                    e.len() == a.len() && e.iter().zip(a).all(|(x, y)| (x - y).abs() <= 0.01)
-                }
-                (Some(v), None) | (None, Some(v)) => {
-                    *name == "age_band_monthly"
-                        && v.iter().take(3).all(|x| *x == 0.0)
-                        && v[4] == 0.0
-                }
-                (None, None) => true,
-            };
-            if !same {
-                d.differing.push((k.clone(), e.cloned(), a.cloned()));
-            }
-        }
-        out.insert(*name, d);
-    }
-    out
+    compare_with(expected, actual, |e, a| (e - a).abs() <= 0.01)
 }
 
 /// Rounds to the 4 decimals docs/kpis.md § 0 gives every ratio, average and hour in a KPI table.
@@ -850,14 +825,22 @@ fn round4(x: f64) -> f64 {
 /// may be absent on either side), counts exactly equal, and ratios, averages and hours — the truth
 /// rounded as docs/kpis.md § 0 says — within 1e-9 relative.
 pub fn compare_exact(expected: &Kpis, actual: &Kpis) -> BTreeMap<&'static str, Diff> {
-    let same_value = |e: f64, a: f64| {
+    compare_with(expected, actual, |e, a| {
         if e.fract() == 0.0 && a.fract() == 0.0 {
             e == a
         } else {
             let e = round4(e);
             (e - a).abs() <= 1e-9 * e.abs().max(a.abs()).max(f64::MIN_POSITIVE)
         }
-    };
+    })
+}
+
+/// Every row of every KPI on either side, its values compared with `same_value(expected, actual)`.
+fn compare_with(
+    expected: &Kpis,
+    actual: &Kpis,
+    same_value: impl Fn(f64, f64) -> bool,
+) -> BTreeMap<&'static str, Diff> {
     let mut out = BTreeMap::new();
     for (name, exp) in expected {
         let empty = Kpi::new();
