@@ -603,6 +603,7 @@ async fn event_hub_bodies_are_checked_against_their_declared_charset_too() {
                 source_name: "adt-events".into(),
                 partition: Some("0".into()),
                 sequence_number: Some(i as i64),
+                offset: Some((4_096 + i * 100).to_string()),
                 ..Default::default()
             },
         })
@@ -613,6 +614,6 @@ async fn event_hub_bodies_are_checked_against_their_declared_charset_too() {
         .unwrap();
     assert_eq!(r.total_rows(), 4, "{r:?}");
     refresh(&lake).await;
-    // One message per event: every position is 0; the sequence number tells the events apart.
-    assert_charset_outcome(&lake, "adt-events", |_| 0).await;
+    // A finding on an event names its hub and partition, and its offset in that partition.
+    assert_charset_outcome(&lake, "adt-events/partition/0", |i| 4_096 + i as i64 * 100).await;
 }
