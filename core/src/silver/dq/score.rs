@@ -33,43 +33,76 @@ pub struct ManifestLine {
     pub corrected_by: Option<String>,
 }
 
-/// Reads a manifest in JSON Lines.
-pub fn read_manifest(text: &str) -> std::result::Result<Vec<ManifestLine>, serde_json::Error> {
+/// Why a manifest could not be read: the line and the parse error.
+#[derive(Debug, thiserror::Error)]
+#[error("manifest line {line}: {source}")]
+pub struct ManifestError {
+    /// 1-based line number.
+    pub line: usize,
+    /// The JSON error.
+    pub source: serde_json::Error,
+}
+
+/// Reads a manifest in JSON Lines (blank lines are skipped).
+pub fn read_manifest(text: &str) -> std::result::Result<Vec<ManifestLine>, ManifestError> {
     text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(serde_json::from_str)
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|source| ManifestError {
+                line: i + 1,
+                source,
+            })
+        })
         .collect()
 }
 
-/// The rules that answer a defect class by a finding on the record; `None` for the classes answered
-/// by structure (Bronze deduplication, event-time replay).
-pub fn rules_for(class: &str) -> Option<&'static [&'static str]> {
-    Some(match class {
-        "missing_admit_time" => &["DQ-ADMIT-TIME-MISSING"],
-        // A wrong birth date may also be impossible (an infant's, moved by a year) or a placeholder:
-        // those rules catch it first, and it is left out all the same.
-        "conflicting_identity" => &[
+/// Each defect class answered by a finding on the record, with the rules that answer it.
+const CLASS_RULES: [(&str, &[&str]); 11] = [
+    ("missing_admit_time", &["DQ-ADMIT-TIME-MISSING"]),
+    // A wrong birth date may also be impossible (an infant's, moved by a year) or a placeholder:
+    // those rules catch it first, and it is left out all the same.
+    (
+        "conflicting_identity",
+        &[
             "DQ-PAT-IDENTITY-CONFLICT",
             "DQ-PAT-AGE-IMPOSSIBLE",
             "DQ-TIME-PLACEHOLDER",
         ],
-        "discharge_before_admit" => &["DQ-TIME-DISCHARGE-BEFORE-ADMIT"],
-        "future_timestamp" => &["DQ-TIME-FUTURE"],
-        "placeholder_date" => &["DQ-TIME-PLACEHOLDER"],
-        "mixed_timestamp_format" => &["DQ-TIME-FORMAT"],
-        // A time in a DST gap or overlap gets its own rule instead of the generic one.
-        "local_time_without_offset" => &[
+    ),
+    (
+        "discharge_before_admit",
+        &["DQ-TIME-DISCHARGE-BEFORE-ADMIT"],
+    ),
+    ("future_timestamp", &["DQ-TIME-FUTURE"]),
+    ("placeholder_date", &["DQ-TIME-PLACEHOLDER"]),
+    ("mixed_timestamp_format", &["DQ-TIME-FORMAT"]),
+    // A time in a DST gap or overlap gets its own rule instead of the generic one.
+    (
+        "local_time_without_offset",
+        &[
             "DQ-TIME-NO-OFFSET",
             "DQ-TIME-LOCAL-NONEXISTENT",
             "DQ-TIME-LOCAL-AMBIGUOUS",
         ],
-        "unknown_department" => &["DQ-DEPT-UNKNOWN"],
-        "invalid_sex_code" => &["DQ-PAT-SEX-INVALID"],
-        // An impossible birth date may also be a placeholder date (1899-12-30): left out either way.
-        "impossible_age" => &["DQ-PAT-AGE-IMPOSSIBLE", "DQ-TIME-PLACEHOLDER"],
-        "malformed_hl7" => &["DQ-ADT-MALFORMED"],
-        _ => return None,
-    })
+    ),
+    ("unknown_department", &["DQ-DEPT-UNKNOWN"]),
+    ("invalid_sex_code", &["DQ-PAT-SEX-INVALID"]),
+    // An impossible birth date may also be a placeholder date (1899-12-30): left out either way.
+    (
+        "impossible_age",
+        &["DQ-PAT-AGE-IMPOSSIBLE", "DQ-TIME-PLACEHOLDER"],
+    ),
+    ("malformed_hl7", &["DQ-ADT-MALFORMED"]),
+];
+
+/// The rules that answer a defect class by a finding on the record; `None` for the classes answered
+/// by structure (Bronze deduplication, event-time replay).
+pub fn rules_for(class: &str) -> Option<&'static [&'static str]> {
+    CLASS_RULES
+        .iter()
+        .find(|(c, _)| *c == class)
+        .map(|(_, rules)| *rules)
 }
 
 /// Recall of one defect class at one source.
@@ -433,23 +466,9 @@ pub async fn score(lake: &Lake, manifest: &[ManifestLine]) -> Result<Score> {
 
 /// The rule id as a `'static` str when some defect class is answered by it.
 fn rules_for_rule(rule: &str) -> Option<&'static str> {
-    const CLASSES: [&str; 11] = [
-        "missing_admit_time",
-        "conflicting_identity",
-        "discharge_before_admit",
-        "future_timestamp",
-        "placeholder_date",
-        "mixed_timestamp_format",
-        "local_time_without_offset",
-        "unknown_department",
-        "invalid_sex_code",
-        "impossible_age",
-        "malformed_hl7",
-    ];
-    CLASSES
+    CLASS_RULES
         .iter()
-        .filter_map(|c| rules_for(c))
-        .flat_map(|rs| rs.iter())
+        .flat_map(|(_, rules)| rules.iter())
         .find(|r| **r == rule)
         .copied()
 }
@@ -488,6 +507,12 @@ mod tests {
         .unwrap();
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].defect, "invalid_sex_code");
+        let bad = read_manifest(
+            "{\"source\":\"adt\",\"record_key\":\"A-1\",\"defect\":\"x\"}\n\n{not json\n",
+        )
+        .unwrap_err();
+        assert_eq!(bad.line, 3, "{bad}");
+        assert!(bad.to_string().starts_with("manifest line 3:"), "{bad}");
         assert!(m[0].corrected_by.is_none());
         let c = ClassScore {
             injected: 4,
