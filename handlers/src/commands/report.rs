@@ -43,6 +43,10 @@ pub async fn run(lake_url: &str, cmd: ReportCommand) -> anyhow::Result<Outcome> 
                 .with_context(|| format!("reading {}", args.manifest.display()))?;
             let manifest = score::read_manifest(&text)
                 .with_context(|| format!("parsing {}", args.manifest.display()))?;
+            if manifest.is_empty() {
+                // Nothing to score: a perfect score of nothing would mislead.
+                anyhow::bail!("{} lists no defects", args.manifest.display());
+            }
             let s = score::score(&lake, &manifest).await?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&s)?);
