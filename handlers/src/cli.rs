@@ -48,6 +48,9 @@ pub enum Command {
     /// Recent stage runs from the run ledger (ops_run_ledger): status, duration, rows, errors, and a
     /// summary per stage.
     Runs(RunsArgs),
+    /// Alerts: the open incidents and the outbox (ops_alert_outbox); `alerts evaluate` runs every rule
+    /// once and delivers what is due.
+    Alerts(crate::commands::alerts::AlertsArgs),
     /// Run as the Azure Functions custom handler (started by the Functions host; listens on
     /// FUNCTIONS_CUSTOMHANDLER_PORT).
     Handler(crate::commands::handler::HandlerArgs),

@@ -79,6 +79,7 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Refresh(cmd) => commands::refresh::run(&cli.lake, cmd).await,
         Command::Report(cmd) => commands::report::run(&cli.lake, cmd).await,
         Command::Runs(args) => commands::runs::run(&cli.lake, args).await,
+        Command::Alerts(args) => commands::alerts::run(&cli.lake, args).await,
         Command::Handler(args) => commands::handler::run(&cli.lake, args).await,
         Command::Serve(args) => commands::serve::run(&cli.lake, args).await,
         Command::Package(args) => commands::package::run(args).await,

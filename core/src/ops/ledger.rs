@@ -336,8 +336,9 @@ where
     result
 }
 
-/// Appends one run to the ledger. Never fails: a write that fails (or takes longer than a minute) is
-/// logged as an error and `false` is returned.
+/// Appends one run to the ledger, then runs the pipeline alert rules when alerts are enabled
+/// ([`crate::ops::alerts::after_run`]). Never fails: a write that fails (or takes longer than a minute)
+/// is logged as an error and `false` is returned.
 pub async fn record(lake: &Lake, row: &RunRecord) -> bool {
     let written =
         tokio::time::timeout(WRITE_TIMEOUT, append(lake, std::slice::from_ref(row))).await;
@@ -349,6 +350,7 @@ pub async fn record(lake: &Lake, row: &RunRecord) -> bool {
                 status = %row.status,
                 "run recorded in {RUN_LEDGER}"
             );
+            crate::ops::alerts::after_run(lake).await;
             return true;
         }
         Ok(Err(e)) => e.to_string(),

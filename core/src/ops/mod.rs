@@ -1,12 +1,16 @@
 //! Ops: the pipeline's own bookkeeping, kept in the lake beside the data it describes.
 //!
 //! [`ledger`] is the run ledger (`ops_run_ledger`): one row per stage run, whatever started it.
+//! [`alerts`] evaluates the alert rules and delivers their notices through the outbox
+//! (`ops_alert_outbox`).
 
+pub mod alerts;
 pub mod ledger;
 
 use crate::storage::TableRef;
 
+pub use alerts::ALERT_OUTBOX;
 pub use ledger::RUN_LEDGER;
 
 /// Every Ops table.
-pub const TABLES: [TableRef; 1] = [RUN_LEDGER];
+pub const TABLES: [TableRef; 2] = [RUN_LEDGER, ALERT_OUTBOX];

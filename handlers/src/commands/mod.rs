@@ -1,5 +1,6 @@
 //! One module per subcommand; each turns parsed arguments into a core call and prints the result.
 
+pub mod alerts;
 pub mod bench_gold;
 pub mod demo;
 pub mod generate;

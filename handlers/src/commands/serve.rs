@@ -81,6 +81,22 @@ pub async fn run(lake: &str, args: ServeArgs) -> anyhow::Result<Outcome> {
             );
         }
         background.spawn(timers::run_timers(state.clone(), specs, stop_rx.clone()));
+        let alert_settings = patientflow_core::ops::alerts::process_settings().clone();
+        if alert_settings.enabled {
+            println!(
+                "  alerts every {} s (webhook {})",
+                alert_settings.interval.as_secs(),
+                alert_settings
+                    .webhook_url
+                    .as_deref()
+                    .unwrap_or("none: outbox only")
+            );
+            background.spawn(alert_schedule(
+                state.clone(),
+                alert_settings,
+                stop_rx.clone(),
+            ));
+        }
     }
     if args.simulate {
         let cfg = SimConfig {
@@ -107,6 +123,36 @@ pub async fn run(lake: &str, args: ServeArgs) -> anyhow::Result<Outcome> {
     state.drain_background(Duration::from_secs(30)).await;
     println!("stopped");
     Ok(Outcome::Success)
+}
+
+/// Every alert rule on the settings' interval, with delivery, until the stop signal.
+async fn alert_schedule(
+    state: Arc<AppState>,
+    settings: patientflow_core::ops::alerts::AlertSettings,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    use patientflow_core::ops::alerts::{run_cycle, Rule};
+    let mut tick = tokio::time::interval(settings.interval.max(Duration::from_secs(1)));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let lake = match state.lake().await {
+            Ok(lake) => lake,
+            Err(e) => {
+                tracing::warn!("alert cycle skipped: {e}");
+                continue;
+            }
+        };
+        match run_cycle(lake, &settings, &Rule::ALL, chrono::Utc::now()).await {
+            Ok(r) if !r.fired.is_empty() || !r.resolved.is_empty() || r.failed_attempts > 0 => {
+                tracing::info!(fired = ?r.fired, resolved = ?r.resolved, pending = r.pending, "alert cycle")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("alert cycle failed: {e}"),
+        }
+    }
 }
 
 /// Streams the simulator's feed into AdtIngest: a blocking thread walks the feed and paces it; batches of
