@@ -2,16 +2,22 @@
 //!
 //! Only queries run: DDL (`CREATE`, `DROP`), DML (`INSERT`, `UPDATE`, `DELETE`, `COPY`) and statements
 //! (`SET`, transactions) are refused before planning, and the session has no file-reading table
-//! functions or URL tables, so SQL can reach nothing but the registered tables.
+//! functions or URL tables, so SQL can reach nothing but the registered tables. Queries of a caller run
+//! in the caller's policy session ([`run_as`]): only policy views are registered there.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::datafusion::common::tree_node::TreeNodeRecursion;
 use deltalake::datafusion::execution::context::SQLOptions;
-use deltalake::datafusion::prelude::SessionContext;
+use deltalake::datafusion::logical_expr::LogicalPlan;
+use deltalake::datafusion::prelude::{DataFrame, SessionContext};
 
 use super::tables::known_tables;
+use crate::security::audit::{AuditLog, AuditRecord};
+use crate::security::{policy, Identity};
 use crate::storage::{Lake, TableRef};
 use crate::{Error, Result};
 
@@ -63,10 +69,76 @@ pub async fn session(lake: &Lake, tables: &[TableRef]) -> Result<SessionContext>
     Ok(ctx)
 }
 
-/// Runs one read-only query over every known table.
+/// Runs one read-only query over every known table as the local administrator (the CLI without a token):
+/// [`run_as`] with [`Identity::local_admin`], not audited.
 pub async fn run(lake: &Lake, sql: &str, limits: QueryLimits) -> Result<QueryResult> {
-    let ctx = session(lake, &known_tables()).await?;
-    run_in(&ctx, sql, limits).await
+    let admin = Identity::local_admin();
+    let access = Access {
+        identity: &admin,
+        pseudonym_key: None,
+        audit: None,
+        read_path: "cli_query",
+    };
+    run_as(lake, &access, sql, limits).await
+}
+
+/// Who runs a query, and where its audit record goes.
+#[derive(Debug, Clone, Copy)]
+pub struct Access<'a> {
+    /// The caller.
+    pub identity: &'a Identity,
+    /// The deployment's pseudonym key (needed by the roles that see masked identifiers).
+    pub pseudonym_key: Option<&'a [u8]>,
+    /// The audit log; `None` only for the local administrator at the command line.
+    pub audit: Option<&'a AuditLog>,
+    /// Read path named in the audit record (`sql_endpoint`, `cli_query`, `http:/api/...`).
+    pub read_path: &'a str,
+}
+
+/// Runs one read-only query as `access.identity`: in the identity's policy session (every table a policy
+/// view, the raw tables unreachable — see [`crate::security::policy`]), audited (allowed or denied) without
+/// waiting for the audit write.
+pub async fn run_as(
+    lake: &Lake,
+    access: &Access<'_>,
+    sql: &str,
+    limits: QueryLimits,
+) -> Result<QueryResult> {
+    let mut record = AuditRecord::new(Some(access.identity), access.read_path, sql);
+    let outcome = async {
+        let policy =
+            policy::session(lake, &known_tables(), access.identity, access.pseudonym_key).await?;
+        let df = plan(&policy.ctx, sql).await?;
+        let touched = touched_tables(df.logical_plan());
+        record.tables = touched.iter().cloned().collect::<Vec<_>>().join(",");
+        let phi = touched
+            .iter()
+            .any(|t| policy.views.get(t).is_some_and(|v| v.phi_unmasked));
+        let result = execute(df, limits).await?;
+        record.rows_returned = result.num_rows() as i64;
+        record.phi_returned = phi && result.num_rows() > 0;
+        Ok::<_, Error>(result)
+    }
+    .await;
+    if let Some(audit) = access.audit {
+        match &outcome {
+            Ok(_) => audit.record(record),
+            Err(e) => audit.record(record.denied(e.to_string())),
+        }
+    }
+    outcome
+}
+
+/// The tables (views) a plan reads, subqueries included.
+fn touched_tables(plan: &LogicalPlan) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            names.insert(scan.table_name.to_string());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    names
 }
 
 /// Runs one read-only query over the Gold tables only: the SQL endpoint's surface (the local counterpart
@@ -84,15 +156,36 @@ pub async fn gold_session(lake: &Lake) -> Result<SessionContext> {
 /// Runs one read-only query in a prepared session.
 pub async fn run_in(ctx: &SessionContext, sql: &str, limits: QueryLimits) -> Result<QueryResult> {
     let started = Instant::now();
+    let df = tokio::time::timeout(limits.timeout, plan(ctx, sql))
+        .await
+        .map_err(|_| timeout_error(limits))??;
+    let mut result = execute(df, limits).await?;
+    result.elapsed = started.elapsed();
+    Ok(result)
+}
+
+fn timeout_error(limits: QueryLimits) -> Error {
+    Error::Query(format!(
+        "query exceeded the {} s time limit",
+        limits.timeout.as_secs_f64()
+    ))
+}
+
+/// Plans one read-only statement.
+async fn plan(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
     let options = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false);
+    ctx.sql_with_options(sql, options)
+        .await
+        .map_err(|e| read_only_error(e.to_string()))
+}
+
+/// Runs a planned query under the limits.
+async fn execute(df: DataFrame, limits: QueryLimits) -> Result<QueryResult> {
+    let started = Instant::now();
     let work = async {
-        let df = ctx
-            .sql_with_options(sql, options)
-            .await
-            .map_err(|e| read_only_error(e.to_string()))?;
         let df = df
             .limit(0, Some(limits.max_rows.saturating_add(1)))
             .map_err(|e| Error::Query(e.to_string()))?;
@@ -103,15 +196,9 @@ pub async fn run_in(ctx: &SessionContext, sql: &str, limits: QueryLimits) -> Res
             .map_err(|e| Error::Query(e.to_string()))?;
         Ok::<_, Error>((schema, batches))
     };
-    let (schema, mut batches) =
-        tokio::time::timeout(limits.timeout, work)
-            .await
-            .map_err(|_| {
-                Error::Query(format!(
-                    "query exceeded the {} s time limit",
-                    limits.timeout.as_secs_f64()
-                ))
-            })??;
+    let (schema, mut batches) = tokio::time::timeout(limits.timeout, work)
+        .await
+        .map_err(|_| timeout_error(limits))??;
     let total: usize = batches.iter().map(|b| b.num_rows()).sum();
     let truncated = total > limits.max_rows;
     if truncated {

@@ -42,6 +42,8 @@ pub enum Layer {
     Gold,
     /// Pipeline bookkeeping: run ledger, checkpoints.
     Ops,
+    /// Access control: the audit trail (`security_audit`), never reachable through the SQL endpoint.
+    Security,
 }
 
 impl Layer {
@@ -52,6 +54,7 @@ impl Layer {
             Layer::Silver => "silver",
             Layer::Gold => "gold",
             Layer::Ops => "ops",
+            Layer::Security => "security",
         }
     }
 }
