@@ -127,6 +127,12 @@ param adfGitRepositoryName string = ''
 @description('ADF collaboration branch.')
 param adfGitCollaborationBranch string = 'main'
 
+@description('Power BI workspace (group) id holding the PatientFlow semantic model; ADF global parameter powerBiWorkspaceId.')
+param powerBiWorkspaceId string = ''
+
+@description('Power BI semantic model (dataset) id refreshed after each Gold refresh; ADF global parameter powerBiDatasetId.')
+param powerBiDatasetId string = ''
+
 @description('Log retention in days.')
 param logRetentionInDays int = 30
 
@@ -228,6 +234,8 @@ module dataFactory 'modules/datafactory.bicep' = {
     gitAccountName: adfGitAccountName
     gitRepositoryName: adfGitRepositoryName
     gitCollaborationBranch: adfGitCollaborationBranch
+    powerBiWorkspaceId: powerBiWorkspaceId
+    powerBiDatasetId: powerBiDatasetId
     tags: tags
   }
 }

@@ -17,6 +17,12 @@ param functionAppAudience string
 @description('Key Vault URI, e.g. https://kv-x.vault.azure.net/.')
 param keyVaultUri string
 
+@description('Power BI workspace (group) id of the PatientFlow semantic model (PowerBIDatasetRefresh).')
+param powerBiWorkspaceId string = ''
+
+@description('Power BI semantic model (dataset) id refreshed after each Gold refresh (PowerBIDatasetRefresh).')
+param powerBiDatasetId string = ''
+
 @description('ADLS Gen2 DFS endpoint, e.g. https://<account>.dfs.core.windows.net/.')
 param storageDfsEndpoint string
 
@@ -68,6 +74,14 @@ resource factory 'Microsoft.DataFactory/factories@2018-06-01' = {
       keyVaultUri: {
         type: 'String'
         value: keyVaultUri
+      }
+      powerBiWorkspaceId: {
+        type: 'String'
+        value: powerBiWorkspaceId
+      }
+      powerBiDatasetId: {
+        type: 'String'
+        value: powerBiDatasetId
       }
     }
   }, gitConfig)
