@@ -98,8 +98,21 @@ param maximumElasticWorkerCount int = 10
 @description('NCRONTAB (6 fields, UTC) for SilverRefresh; app setting SILVER_SCHEDULE.')
 param silverSchedule string = '0 */5 * * * *'
 
-@description('Entra ID app registration (client) id used by Easy Auth; its Application ID URI must be api://<clientId>.')
-param easyAuthClientId string
+@description('Entra ID app registration (client) id used by Easy Auth; its Application ID URI must be api://<clientId>. Ignored when deployEntraApp is true.')
+param easyAuthClientId string = ''
+
+@description('Create the app registration (modules/entra-app.bicep: app roles PatientFlow.*) with the Microsoft Graph Bicep extension instead of passing easyAuthClientId. Needs Graph rights for the deploying principal.')
+param deployEntraApp bool = false
+
+@description('Unique name of the app registration created when deployEntraApp is true.')
+param entraAppUniqueName string = '${baseName}-${environmentName}-api'
+
+@description('Name of the Key Vault secret holding the security settings JSON (Function App setting PATIENTFLOW_SECURITY is a Key Vault reference to it).')
+param securitySettingsSecretName string = 'patientflow-security'
+
+@description('Optional security settings JSON written to that secret ({"trust_easy_auth": true, ...}; see bicep/modules/functionapp.bicep). Empty = the secret is managed out of band.')
+@secure()
+param securitySettingsJson string = ''
 
 @description('Optional client secret of the Easy Auth app registration.')
 @secure()
@@ -108,8 +121,32 @@ param easyAuthClientSecret string = ''
 @description('Operator e-mail for the action group.')
 param opsEmail string
 
-@description('Operator webhook (common alert schema). Also used as PATIENTFLOW_ALERT_WEBHOOK for patientflow\'s own alerts.')
+@description('Operator webhook (common alert schema): the action group\'s webhook receiver, the ADF failure path (global parameter alertWebhookUrl) and PATIENTFLOW_ALERT_WEBHOOK_URL for patientflow\'s own alerts.')
 param alertWebhookUrl string
+
+@description('Retry budget of a stage for retries_exhausted (PATIENTFLOW_ALERT_MAX_RETRIES; the app default).')
+@minValue(0)
+param alertMaxRetries int = 3
+
+@description('Minutes without a successful Gold refresh before gold_late / gold-refresh-late (PATIENTFLOW_ALERT_GOLD_LATE_MINUTES).')
+@minValue(5)
+@maxValue(2880)
+param alertGoldLateMinutes int = 90
+
+@description('Quarantine rate (0-1, decimal text) above which dq_breach / dq-breach fires (PATIENTFLOW_ALERT_DQ_RATE).')
+param alertDqQuarantineRate string = '0.05'
+
+@description('Records a source needs in a Silver run for the app\'s dq_breach (PATIENTFLOW_ALERT_DQ_MIN_RECORDS).')
+@minValue(0)
+param alertDqMinRecords int = 20
+
+@description('Minutes without an ADT message from a hospital before silent_feed / hospital-feed-silent (PATIENTFLOW_ALERT_SILENT_FEED_MINUTES).')
+@minValue(5)
+@maxValue(2880)
+param alertSilentFeedMinutes int = 60
+
+@description('Per-hospital silence thresholds in minutes, e.g. { MHA01: 30 } (PATIENTFLOW_ALERT_SILENT_FEED_BY_HOSPITAL).')
+param alertSilentFeedByHospital object = {}
 
 @description('Pass 2 switch: create the ADF host key + Key Vault secret and the Event Grid subscription. Needs the code published first.')
 param wireRuntimeKeys bool = false
@@ -147,7 +184,11 @@ param tags object = {
 // ---------------------------------------------------------------------------------------------------------------
 
 var lakeUrl = 'abfss://${lakeContainerName}@${storageAccountName}.dfs.${environment().suffixes.storage}/${lakeRootPath}'
-var functionAppAudience = 'api://${easyAuthClientId}'
+// Known before the Function App exists (the app registration's sign-in callback needs it).
+var functionAppDefaultHostName = '${functionAppName}.azurewebsites.net'
+var entraAppIdentifierUri = 'api://${tenant().tenantId}/${entraAppUniqueName}'
+var effectiveClientId = deployEntraApp ? entraApp.outputs.appId : easyAuthClientId
+var functionAppAudience = deployEntraApp ? entraAppIdentifierUri : 'api://${easyAuthClientId}'
 var functionKeySecretName = 'patientflow-adf-function-key'
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -193,7 +234,19 @@ module keyVault 'modules/keyvault.bicep' = {
   params: {
     location: location
     keyVaultName: keyVaultName
+    securitySettingsSecretName: securitySettingsSecretName
+    securitySettingsJson: securitySettingsJson
     tags: tags
+  }
+}
+
+module entraApp 'modules/entra-app.bicep' = if (deployEntraApp) {
+  name: 'entra-app'
+  params: {
+    uniqueName: entraAppUniqueName
+    displayName: 'PatientFlow (${environmentName})'
+    identifierUri: entraAppIdentifierUri
+    functionAppHostName: functionAppDefaultHostName
   }
 }
 
@@ -214,8 +267,19 @@ module functionApp 'modules/functionapp.bicep' = {
     landingContainerName: storage.outputs.landingContainerName
     silverSchedule: silverSchedule
     alertWebhookUrl: alertWebhookUrl
-    easyAuthClientId: easyAuthClientId
+    easyAuthClientId: effectiveClientId
     easyAuthClientSecret: easyAuthClientSecret
+    easyAuthAllowedAudiences: deployEntraApp ? [
+      entraAppIdentifierUri
+    ] : []
+    keyVaultName: keyVault.outputs.name
+    securitySettingsSecretName: securitySettingsSecretName
+    alertMaxRetries: alertMaxRetries
+    alertGoldLateMinutes: alertGoldLateMinutes
+    alertDqQuarantineRate: alertDqQuarantineRate
+    alertDqMinRecords: alertDqMinRecords
+    alertSilentFeedMinutes: alertSilentFeedMinutes
+    alertSilentFeedByHospital: alertSilentFeedByHospital
     tags: tags
   }
 }
@@ -236,6 +300,7 @@ module dataFactory 'modules/datafactory.bicep' = {
     gitCollaborationBranch: adfGitCollaborationBranch
     powerBiWorkspaceId: powerBiWorkspaceId
     powerBiDatasetId: powerBiDatasetId
+    alertWebhookUrl: alertWebhookUrl
     tags: tags
   }
 }
@@ -264,6 +329,10 @@ module alerts 'modules/alerts.bicep' = {
     eventHubName: eventHubs.outputs.eventHubName
     functionAppHostName: functionApp.outputs.defaultHostName
     dataFactoryId: dataFactory.outputs.id
+    goldLateMinutes: alertGoldLateMinutes
+    dqQuarantineRate: alertDqQuarantineRate
+    silentFeedMinutes: alertSilentFeedMinutes
+    silentFeedByHospital: alertSilentFeedByHospital
     namePrefix: '${baseName}-${environmentName}'
     tags: tags
   }
@@ -305,3 +374,6 @@ output dataFactoryName string = dataFactory.outputs.name
 output dataFactoryPrincipalId string = dataFactory.outputs.principalId
 output actionGroupId string = alerts.outputs.actionGroupId
 output appInsightsName string = monitoring.outputs.appInsightsName
+
+@description('Client id Easy Auth validates (the created app registration\'s when deployEntraApp is true).')
+output easyAuthClientId string = effectiveClientId

@@ -1,12 +1,23 @@
 // Operator alerting: one action group (email + webhook, both with the common alert schema) and the alert rules.
 //   (a) function-failures      log alert: failed `requests` per function (operation_Name), 5 min window
-//   (b) pipeline-run-failed    log alert: structured log line / custom event `pipeline_run_failed`, per stage
+//   (b) pipeline-run-failed    log alert: `pipeline_run_failed` marker / customEvent, or a `patientflow.run.duration`
+//                              metric with status=failed, per stage                         (app rule stage_failed)
 //   (c) adt-feed-silent        metric alert: Event Hubs IncomingMessages < 1 over 30 min on the ADT hub
 //   (d) health-availability    standard availability test on /api/health from 3 US locations + metric alert
 //   (e) adf-pipeline-failed    metric alert: Data Factory PipelineFailedRuns > 0 per pipeline name
-// Log alerts are stateful (autoMitigate): one alert per incident per dimension value and a Resolved notice once a
-// window is clean. Per-hospital feed silence, DQ-rate breaches and department overload are raised by patientflow
-// itself and POSTed to PATIENTFLOW_ALERT_WEBHOOK (same receiver URL as the webhook below).
+//   (f) retries-exhausted      log alert: the app's ledger-evaluated incident `retries_exhausted:<stage>` is open
+//                              (its `alert_fired` log line without a later `alert_resolved`), per stage
+//   (g) gold-refresh-late      log alert: Gold has runs but none succeeded within goldLateMinutes
+//                              (`patientflow.run.duration` stage=gold, or the Gold summary log lines) (app gold_late)
+//   (h) dq-breach              log alert: latest `patientflow.quarantine.rate` of a source > dqQuarantineRate
+//                                                                                           (app rule dq_breach)
+//   (i) hospital-feed-silent   log alert: no `patientflow.ingest.lag` sample from a hospital for longer than its
+//                              threshold, or its recent lag above that threshold, per hospital_id (app silent_feed)
+// Log alerts are stateful (autoMitigate): one alert per incident per dimension value and a Resolved notice once an
+// evaluation is clean. The thresholds below default to the app's own defaults (core/src/ops/alerts/mod.rs) and
+// main.bicep passes the same values to the Function App (PATIENTFLOW_ALERT_*), so both sides judge alike.
+// Department overload and ED boarding are raised by patientflow itself and POSTed to PATIENTFLOW_ALERT_WEBHOOK_URL
+// (same receiver URL as the webhook below).
 
 @description('Azure region for regional resources (log alerts, web test).')
 param location string
@@ -38,6 +49,22 @@ param functionAppHostName string
 
 @description('Data Factory id.')
 param dataFactoryId string
+
+@description('Minutes without a successful Gold refresh before gold-refresh-late fires (app: PATIENTFLOW_ALERT_GOLD_LATE_MINUTES, 90).')
+@minValue(5)
+@maxValue(2880)
+param goldLateMinutes int = 90
+
+@description('Quarantine rate of a source (0-1, decimal text: Bicep has no float literal) above which dq-breach fires (app: PATIENTFLOW_ALERT_DQ_RATE, 0.05).')
+param dqQuarantineRate string = '0.05'
+
+@description('Minutes without an ADT message from a hospital before hospital-feed-silent fires (app: PATIENTFLOW_ALERT_SILENT_FEED_MINUTES, 60).')
+@minValue(5)
+@maxValue(2880)
+param silentFeedMinutes int = 60
+
+@description('Per-hospital silence thresholds in minutes, e.g. { MHA01: 30, MHB02: 240 } (app: PATIENTFLOW_ALERT_SILENT_FEED_BY_HOSPITAL).')
+param silentFeedByHospital object = {}
 
 @description('Prefix for alert rule names.')
 param namePrefix string = 'patientflow'
@@ -127,7 +154,8 @@ requests
 }
 
 // (b) The run ledger logs `pipeline_run_failed` when a stage run ends in failure (Logs[] / stdout -> traces,
-//     or a customEvent with that name). The stage is taken from customDimensions.stage or from the line itself
+//     or a customEvent with that name); the OpenTelemetry metric `patientflow.run.duration` (dims stage, status)
+//     records the same run with status=failed. The stage is taken from customDimensions.stage or from the line itself
 //     (`stage=silver` or `"stage":"silver"`).
 resource pipelineRunFailed 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = {
   name: '${namePrefix}-pipeline-run-failed'
@@ -136,7 +164,7 @@ resource pipelineRunFailed 'Microsoft.Insights/scheduledQueryRules@2022-06-15' =
   kind: 'LogAlert'
   properties: {
     displayName: '${namePrefix}: pipeline run failed'
-    description: 'A patientflow stage run ended with status failed (structured log line pipeline_run_failed).'
+    description: 'A patientflow stage run ended with status failed (log line pipeline_run_failed, or a patientflow.run.duration sample with status=failed).'
     enabled: true
     severity: 1
     scopes: [
@@ -154,6 +182,9 @@ union isfuzzy=true
    | project message, customDimensions),
   (customEvents
    | where name == "pipeline_run_failed"
+   | project message = name, customDimensions),
+  (customMetrics
+   | where name == "patientflow.run.duration" and tostring(customDimensions.status) == "failed"
    | project message = name, customDimensions)
 | extend stage = coalesce(tostring(customDimensions.stage), tostring(customDimensions["prop__stage"]), extract(@"stage\W{1,3}(\w+)", 1, message), "unknown")
 | summarize failures = count() by stage
@@ -192,7 +223,7 @@ union isfuzzy=true
 }
 
 // (c) Whole-feed silence. Per-hospital silence needs the facility, which Event Hubs metrics do not carry; patientflow
-//     detects that itself from Bronze and alerts through PATIENTFLOW_ALERT_WEBHOOK.
+//     detects that itself from Bronze (and Azure from the ingest-lag metric, rule (i)).
 resource adtFeedSilent 'Microsoft.Insights/metricAlerts@2018-03-01' = {
   name: '${namePrefix}-adt-feed-silent'
   location: 'global'
@@ -354,6 +385,277 @@ resource adfPipelineFailed 'Microsoft.Insights/metricAlerts@2018-03-01' = {
         actionGroupId: actionGroup.id
       }
     ]
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// (f)-(i): the app's pipeline and feed rules (core/src/ops/alerts/rules.rs), judged in Azure from App Insights.
+// ---------------------------------------------------------------------------------------------------------------
+
+// Per-hospital silence thresholds as a KQL dynamic literal.
+var silentFeedOverrides = string(silentFeedByHospital)
+
+// (f) Retries exhausted: patientflow evaluates `retries_exhausted` from the run ledger (a failed run whose
+//     retry_count reached its budget) and logs `alert_fired: ... incident=retries_exhausted:<stage>` when the
+//     incident opens and `alert_resolved: ...` when the stage recovers. The rule holds while the stage's latest such
+//     line within the last 6 hours is a fired one.
+resource retriesExhausted 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = {
+  name: '${namePrefix}-retries-exhausted'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: '${namePrefix}: stage retries exhausted'
+    description: 'A patientflow stage failed after its last retry (ledger rule retries_exhausted), per stage.'
+    enabled: true
+    severity: 1
+    scopes: [
+      appInsightsId
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT6H'
+    criteria: {
+      allOf: [
+        {
+          query: '''
+union isfuzzy=true
+  (traces | project timestamp, message, customDimensions),
+  (customEvents | project timestamp, message = name, customDimensions)
+| where message contains "retries_exhausted"
+| extend incident = coalesce(tostring(customDimensions.incident), extract(@"incident\W{1,3}(retries_exhausted:[\w.\-]+)", 1, message))
+| extend kind = coalesce(tostring(customDimensions.kind), extract(@"alert_(fired|resolved)", 1, message))
+| where incident startswith "retries_exhausted:" and kind in ("fired", "resolved")
+| summarize arg_max(timestamp, kind) by incident
+| where kind == "fired"
+| extend stage = substring(incident, strlen("retries_exhausted:"))
+| summarize open = count() by stage
+'''
+          timeAggregation: 'Total'
+          metricMeasureColumn: 'open'
+          dimensions: [
+            {
+              name: 'stage'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+      customProperties: {
+        service: 'patientflow'
+        alert: 'retries-exhausted'
+      }
+    }
+  }
+}
+
+// (g) Gold refresh late: within the last 2 days Gold ran (a `patientflow.run.duration` sample with stage=gold, or a
+//     Gold summary / failure log line) but no run succeeded or was skipped within goldLateMinutes.
+resource goldRefreshLate 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = {
+  name: '${namePrefix}-gold-refresh-late'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: '${namePrefix}: Gold refresh late'
+    description: 'No successful Gold refresh within ${goldLateMinutes} minutes (ledger rule gold_late).'
+    enabled: true
+    severity: 3
+    scopes: [
+      appInsightsId
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT6H'
+    overrideQueryTimeRange: 'P2D'
+    criteria: {
+      allOf: [
+        {
+          // Multi-line strings take no interpolation: the threshold goes in with replace().
+          query: replace('''
+let lateAfter = __GOLD_LATE_MINUTES__m;
+union isfuzzy=true
+  (customMetrics
+   | where name == "patientflow.run.duration" and tostring(customDimensions.stage) == "gold"
+   | project timestamp, status = tostring(customDimensions.status), runs = toint(valueCount)),
+  (traces
+   | where message contains "stage gold " or message contains "pipeline_run_failed stage=gold "
+   | extend status = iff(message contains "pipeline_run_failed", "failed", extract(@"stage gold (\w+)", 1, message))
+   | project timestamp, status, runs = 1)
+| where isnotempty(status)
+| summarize runs = sum(runs), lastOk = maxif(timestamp, status in ("succeeded", "skipped"))
+| where runs > 0 and (isnull(lastOk) or lastOk < ago(lateAfter))
+| project stage = "gold", late = 1
+''', '__GOLD_LATE_MINUTES__', string(goldLateMinutes))
+          timeAggregation: 'Total'
+          metricMeasureColumn: 'late'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+      customProperties: {
+        service: 'patientflow'
+        alert: 'gold-refresh-late'
+      }
+    }
+  }
+}
+
+// (h) DQ breach: the latest `patientflow.quarantine.rate` sample of each source (one per Silver run) above
+//     dqQuarantineRate. The app's minimum record count (PATIENTFLOW_ALERT_DQ_MIN_RECORDS) is applied by the app's
+//     own rule only: the metric carries the rate, not the record count.
+resource dqBreach 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = {
+  name: '${namePrefix}-dq-breach'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: '${namePrefix}: DQ quarantine rate above threshold'
+    description: 'A source\'s quarantine rate in the latest Silver run is above ${dqQuarantineRate} (ledger rule dq_breach), per source.'
+    enabled: true
+    severity: 3
+    scopes: [
+      appInsightsId
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT1H'
+    criteria: {
+      allOf: [
+        {
+          query: replace('''
+let threshold = todouble("__DQ_RATE__");
+customMetrics
+| where name == "patientflow.quarantine.rate"
+| extend source = tostring(customDimensions.source)
+| where isnotempty(source)
+| extend rate = iff(valueCount > 0, valueSum / valueCount, value)
+| summarize arg_max(timestamp, rate) by source
+| where rate > threshold
+| summarize breaches = count() by source
+''', '__DQ_RATE__', dqQuarantineRate)
+          timeAggregation: 'Total'
+          metricMeasureColumn: 'breaches'
+          dimensions: [
+            {
+              name: 'source'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+      customProperties: {
+        service: 'patientflow'
+        alert: 'dq-breach'
+      }
+    }
+  }
+}
+
+// (i) A hospital's feed silent or late: every ingested ADT batch records `patientflow.ingest.lag` (seconds, dim
+//     hospital_id). A hospital seen in the last 2 days fires when its newest sample is older than its threshold
+//     (silentFeedMinutes, or its entry in silentFeedByHospital), or when its mean lag over the last 15 minutes is
+//     above that same threshold (messages still arrive, but that late).
+resource hospitalFeedSilent 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = {
+  name: '${namePrefix}-hospital-feed-silent'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: '${namePrefix}: hospital ADT feed silent or late'
+    description: 'A hospital\'s ADT feed sent nothing (or only late messages) for longer than its threshold (default ${silentFeedMinutes} min; ledger rule silent_feed), per hospital.'
+    enabled: true
+    severity: 2
+    scopes: [
+      appInsightsId
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT6H'
+    overrideQueryTimeRange: 'P2D'
+    criteria: {
+      allOf: [
+        {
+          query: replace(replace('''
+let defaultMinutes = __SILENT_MINUTES__;
+let overrides = dynamic(__SILENT_OVERRIDES__);
+customMetrics
+| where name == "patientflow.ingest.lag"
+| extend hospital_id = tostring(customDimensions.hospital_id)
+| where isnotempty(hospital_id)
+| extend lagSeconds = iff(valueCount > 0, valueSum / valueCount, value)
+| summarize lastSeen = max(timestamp), recentLag = avgif(lagSeconds, timestamp > ago(15m)) by hospital_id
+| extend limitMinutes = coalesce(toint(overrides[hospital_id]), defaultMinutes)
+| extend silentMinutes = datetime_diff("minute", now(), lastSeen)
+| where silentMinutes > limitMinutes or (isnotnull(recentLag) and recentLag > limitMinutes * 60)
+| summarize silent = count() by hospital_id
+''', '__SILENT_MINUTES__', string(silentFeedMinutes)), '__SILENT_OVERRIDES__', silentFeedOverrides)
+          timeAggregation: 'Total'
+          metricMeasureColumn: 'silent'
+          dimensions: [
+            {
+              name: 'hospital_id'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+      customProperties: {
+        service: 'patientflow'
+        alert: 'hospital-feed-silent'
+      }
+    }
   }
 }
 

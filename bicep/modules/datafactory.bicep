@@ -23,6 +23,9 @@ param powerBiWorkspaceId string = ''
 @description('Power BI semantic model (dataset) id refreshed after each Gold refresh (PowerBIDatasetRefresh).')
 param powerBiDatasetId string = ''
 
+@description('Operator webhook (common alert schema); global parameter alertWebhookUrl, POSTed by every pipeline\'s failure path.')
+param alertWebhookUrl string
+
 @description('ADLS Gen2 DFS endpoint, e.g. https://<account>.dfs.core.windows.net/.')
 param storageDfsEndpoint string
 
@@ -82,6 +85,10 @@ resource factory 'Microsoft.DataFactory/factories@2018-06-01' = {
       powerBiDatasetId: {
         type: 'String'
         value: powerBiDatasetId
+      }
+      alertWebhookUrl: {
+        type: 'String'
+        value: alertWebhookUrl
       }
     }
   }, gitConfig)

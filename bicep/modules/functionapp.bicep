@@ -1,5 +1,16 @@
 // Elastic Premium (Linux) plan + Function App running the `patientflow` binary as a custom handler,
 // system-assigned identity, app settings (same keys as local.settings.sample.json) and Easy Auth (authsettingsV2).
+//
+// Access control: Easy Auth (Entra ID) rejects every unauthenticated request with 401 before it reaches the app,
+// and injects X-MS-CLIENT-PRINCIPAL. The app trusts that header only because the security settings JSON
+// (PATIENTFLOW_SECURITY, a Key Vault reference to the secret `securitySettingsSecretName`; format in
+// core/src/security/settings.rs and docs/security.md) says `"trust_easy_auth": true`, and it must keep
+// `"anonymous_demo": false` (the default). A minimal secret:
+//   {"trust_easy_auth": true, "pseudonym_key": "<32+ random bytes>",
+//    "tokens": {"issuer": "https://login.microsoftonline.com/<tenant>/v2.0", "audience": "api://<clientId>"},
+//    "app_roles": {"PatientFlow.Analyst": {"role": "analyst"}, "PatientFlow.Operator": {"role": "operator"},
+//                  "PatientFlow.Admin": {"role": "admin"}, ...}}
+// Nothing here enables the anonymous demo mode.
 
 @description('Azure region.')
 param location string
@@ -55,6 +66,33 @@ param alertWebhookUrl string
 @description('Entra ID application (client) id of the Easy Auth app registration.')
 param easyAuthClientId string
 
+@description('Extra audiences Easy Auth accepts besides api://<clientId> and <clientId> (e.g. the Application ID URI of entra-app.bicep).')
+param easyAuthAllowedAudiences array = []
+
+@description('Key Vault holding the security settings secret (the Function App identity reads it: Key Vault Secrets User, roles.bicep).')
+param keyVaultName string
+
+@description('Name of the Key Vault secret whose value is the security settings JSON (PATIENTFLOW_SECURITY).')
+param securitySettingsSecretName string = 'patientflow-security'
+
+@description('App alert rule settings (PATIENTFLOW_ALERT_*), the same values the Azure alert rules use (alerts.bicep).')
+param alertMaxRetries int = 3
+
+@description('PATIENTFLOW_ALERT_GOLD_LATE_MINUTES.')
+param alertGoldLateMinutes int = 90
+
+@description('PATIENTFLOW_ALERT_DQ_RATE (0-1, decimal text).')
+param alertDqQuarantineRate string = '0.05'
+
+@description('PATIENTFLOW_ALERT_DQ_MIN_RECORDS.')
+param alertDqMinRecords int = 20
+
+@description('PATIENTFLOW_ALERT_SILENT_FEED_MINUTES.')
+param alertSilentFeedMinutes int = 60
+
+@description('PATIENTFLOW_ALERT_SILENT_FEED_BY_HOSPITAL as an object, e.g. { MHA01: 30 }.')
+param alertSilentFeedByHospital object = {}
+
 @description('Optional client secret of that app registration (enables the auth-code flow and the token store).')
 @secure()
 param easyAuthClientSecret string = ''
@@ -63,6 +101,9 @@ param tags object = {}
 
 var contentShareName = take(toLower(replace(functionAppName, '-', '')), 63)
 var easyAuthSecretSettingName = 'MICROSOFT_PROVIDER_AUTHENTICATION_SECRET'
+// App Service resolves this with the app's system-assigned identity at start-up (and on secret rotation).
+var securitySettingsReference = '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${securitySettingsSecretName})'
+var silentFeedByHospitalText = join(map(items(alertSilentFeedByHospital), h => '${h.key}=${h.value}'), ',')
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
@@ -131,12 +172,38 @@ var baseAppSettings = [
     value: landingContainerName
   }
   {
-    name: 'PATIENTFLOW_ALERT_WEBHOOK'
+    // The app's own alerts (core/src/ops/alerts): the variable the app reads.
+    name: 'PATIENTFLOW_ALERT_WEBHOOK_URL'
     value: alertWebhookUrl
   }
   {
-    name: 'PATIENTFLOW_AUTH_MODE'
-    value: 'easyauth'
+    name: 'PATIENTFLOW_ALERT_MAX_RETRIES'
+    value: string(alertMaxRetries)
+  }
+  {
+    name: 'PATIENTFLOW_ALERT_GOLD_LATE_MINUTES'
+    value: string(alertGoldLateMinutes)
+  }
+  {
+    name: 'PATIENTFLOW_ALERT_DQ_RATE'
+    value: alertDqQuarantineRate
+  }
+  {
+    name: 'PATIENTFLOW_ALERT_DQ_MIN_RECORDS'
+    value: string(alertDqMinRecords)
+  }
+  {
+    name: 'PATIENTFLOW_ALERT_SILENT_FEED_MINUTES'
+    value: string(alertSilentFeedMinutes)
+  }
+  {
+    name: 'PATIENTFLOW_ALERT_SILENT_FEED_BY_HOSPITAL'
+    value: silentFeedByHospitalText
+  }
+  {
+    // Security settings JSON (trust_easy_auth true, anonymous_demo false, entitlements, pseudonym key).
+    name: 'PATIENTFLOW_SECURITY'
+    value: securitySettingsReference
   }
   {
     name: 'AZURE_STORAGE_USE_EMULATOR'
@@ -196,9 +263,10 @@ resource functionApp 'Microsoft.Web/sites@2023-12-01' = {
 }
 
 // Easy Auth in front of every route except the anonymous health probe and the Event Grid blob-trigger webhook.
-// Browsers are redirected to Entra ID sign-in (dashboard); daemon callers (ADF) send a bearer token for
-// api://<clientId> obtained with their managed identity. The handler reads X-MS-CLIENT-PRINCIPAL
-// (PATIENTFLOW_AUTH_MODE=easyauth).
+// An unauthenticated request gets 401 (no redirect: API and daemon callers must not receive a login page);
+// browsers sign in at /.auth/login/aad (the dashboard links there) and keep the session through the token store.
+// Daemon callers (ADF) send a bearer token for api://<clientId> obtained with their managed identity. The handler
+// reads X-MS-CLIENT-PRINCIPAL because the security settings say trust_easy_auth (see the top of this file).
 resource authSettings 'Microsoft.Web/sites/config@2023-12-01' = {
   parent: functionApp
   name: 'authsettingsV2'
@@ -209,7 +277,7 @@ resource authSettings 'Microsoft.Web/sites/config@2023-12-01' = {
     }
     globalValidation: {
       requireAuthentication: true
-      unauthenticatedClientAction: 'RedirectToLoginPage'
+      unauthenticatedClientAction: 'Return401'
       redirectToProvider: 'azureactivedirectory'
       excludedPaths: [
         '/api/health'
@@ -226,16 +294,17 @@ resource authSettings 'Microsoft.Web/sites/config@2023-12-01' = {
           clientSecretSettingName: easyAuthSecretSettingName
         })
         validation: {
-          allowedAudiences: [
+          allowedAudiences: union([
             'api://${easyAuthClientId}'
             easyAuthClientId
-          ]
+          ], easyAuthAllowedAudiences)
         }
       }
     }
     login: {
       tokenStore: {
-        enabled: !empty(easyAuthClientSecret)
+        enabled: true
+        tokenRefreshExtensionHours: 72
       }
     }
     httpSettings: {

@@ -1,6 +1,7 @@
 // RBAC for the two managed identities:
 //   Function App -> Storage Blob Data Contributor (storage account: lake + landing through object_store/delta-rs)
 //               -> Azure Event Hubs Data Receiver (the ADT hub: identity-based EventHubConnection)
+//               -> Key Vault Secrets User (the PATIENTFLOW_SECURITY Key Vault reference)
 //   Data Factory -> Storage Blob Data Reader (landing check / GetMetadata through ls_adls)
 //               -> Key Vault Secrets User (reads the Functions key for ls_functionapp and the GoldRefresh WebHook)
 
@@ -74,6 +75,16 @@ resource adfSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleKeyVaultSecretsUser)
     principalId: dataFactoryPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource funcSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, functionAppPrincipalId, roleKeyVaultSecretsUser)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleKeyVaultSecretsUser)
+    principalId: functionAppPrincipalId
     principalType: 'ServicePrincipal'
   }
 }
