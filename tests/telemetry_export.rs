@@ -1,9 +1,11 @@
 //! OpenTelemetry export from the real `patientflow handler` binary: with `OTEL_EXPORTER_OTLP_ENDPOINT`
 //! set, each invocation becomes one span (named after the function, FaaS attributes, outcome) that
 //! reaches an OTLP/HTTP collector — here a small axum server in the test recording `POST /v1/traces`
-//! (JSON protocol, so the bodies can be read). Without the variable nothing is sent; with an
-//! unreachable collector invocations still succeed and the handler warns once.
+//! and `POST /v1/metrics` (JSON protocol, so the bodies can be read) — and the stage runs and ADT
+//! ingests become the pipeline metrics. Without the variable nothing is sent; with an unreachable
+//! collector invocations still succeed and the handler warns once.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 use axum::routing::post;
 use axum::Router;
 use patientflow_tests::{binary, run_cli, texts};
@@ -25,6 +27,7 @@ const HOST_TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 /// One export request received by the collector.
 #[derive(Clone, Debug)]
 struct Export {
+    path: String,
     content_type: String,
     body: String,
 }
@@ -44,6 +47,7 @@ impl Drop for Collector {
 
 async fn record(
     State(received): State<Arc<Mutex<Vec<Export>>>>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> ([(&'static str, &'static str); 1], &'static str) {
@@ -53,6 +57,7 @@ async fn record(
         .unwrap_or_default()
         .to_string();
     received.lock().unwrap().push(Export {
+        path: uri.path().to_string(),
         content_type,
         body: String::from_utf8_lossy(&body).into_owned(),
     });
@@ -64,6 +69,7 @@ impl Collector {
         let received = Arc::new(Mutex::new(Vec::new()));
         let app = Router::new()
             .route("/v1/traces", post(record))
+            .route("/v1/metrics", post(record))
             .with_state(received.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -103,6 +109,54 @@ impl Collector {
             }
         }
         spans
+    }
+
+    /// All metric data points of all JSON metric exports received so far, by metric name: each point
+    /// with its metric's `unit`, its kind (`histogram`, `sum`, `gauge`) and the resource.
+    fn metric_points(&self) -> BTreeMap<String, Vec<Value>> {
+        let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        for e in self
+            .exports()
+            .into_iter()
+            .filter(|e| e.path == "/v1/metrics")
+        {
+            let Ok(v) = serde_json::from_str::<Value>(&e.body) else {
+                continue;
+            };
+            for rm in v["resourceMetrics"].as_array().into_iter().flatten() {
+                for sm in rm["scopeMetrics"].as_array().into_iter().flatten() {
+                    for m in sm["metrics"].as_array().into_iter().flatten() {
+                        let name = m["name"].as_str().unwrap_or_default().to_string();
+                        for kind in ["histogram", "sum", "gauge"] {
+                            for p in m[kind]["dataPoints"].as_array().into_iter().flatten() {
+                                let mut p = p.clone();
+                                p["kind"] = Value::from(kind);
+                                p["unit"] = m["unit"].clone();
+                                p["resource"] = rm["resource"].clone();
+                                out.entry(name.clone()).or_default().push(p);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Waits (at most `limit`) until `done` holds for the metric points received.
+    async fn wait_for_metrics(
+        &self,
+        limit: Duration,
+        done: impl Fn(&BTreeMap<String, Vec<Value>>) -> bool,
+    ) -> BTreeMap<String, Vec<Value>> {
+        let started = Instant::now();
+        loop {
+            let points = self.metric_points();
+            if done(&points) || started.elapsed() > limit {
+                return points;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Waits (at most `limit`) for a span whose `faas.invocation_id` is `id`.
@@ -530,4 +584,284 @@ async fn ledger_rows_carry_the_exported_trace_id() {
     assert_eq!(row["trace_id"], span["traceId"], "{row}");
     assert_eq!(row["trace_id"], HOST_TRACE_ID, "{row}");
     handler.stop().await;
+}
+
+/// The names the Azure alert rules query.
+const RUN_DURATION: &str = "patientflow.run.duration";
+const RUN_ROWS: &str = "patientflow.run.rows";
+const QUARANTINE_RATE: &str = "patientflow.quarantine.rate";
+const INGEST_LAG: &str = "patientflow.ingest.lag";
+
+/// A number of an OTLP JSON data point (`asInt` and `count` are strings in OTLP JSON).
+fn number(point: &Value, key: &str) -> f64 {
+    match &point[key] {
+        Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
+        Value::String(s) => s.parse().unwrap_or(f64::NAN),
+        _ => f64::NAN,
+    }
+}
+
+/// A sum or gauge point's value.
+fn value(point: &Value) -> f64 {
+    if point.get("asInt").is_some() {
+        number(point, "asInt")
+    } else {
+        number(point, "asDouble")
+    }
+}
+
+/// The points of `name` whose attributes include every `(key, value)` of `with`.
+fn points_of<'a>(
+    points: &'a BTreeMap<String, Vec<Value>>,
+    name: &str,
+    with: &[(&str, &str)],
+) -> Vec<&'a Value> {
+    points
+        .get(name)
+        .into_iter()
+        .flatten()
+        .filter(|p| with.iter().all(|(k, v)| attr(p, k).as_deref() == Some(*v)))
+        .collect()
+}
+
+/// The ledger rows of `patientflow runs --json`, by stage (the latest run of each).
+fn ledger_runs(lake: &str) -> BTreeMap<String, Value> {
+    let out = run_cli(lake, &["runs", "--json"]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    let runs: Value = serde_json::from_str(&stdout).unwrap();
+    let mut by_stage = BTreeMap::new();
+    for r in runs["runs"].as_array().unwrap().iter().rev() {
+        by_stage.insert(r["stage"].as_str().unwrap().to_string(), r.clone());
+    }
+    by_stage
+}
+
+fn fixture_text(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// A real Event Hub batch and Silver refresh through the handler: the four pipeline metrics reach the
+/// collector's `/v1/metrics` with their attributes, and their figures are the run ledger's.
+#[tokio::test]
+async fn stage_runs_and_adt_ingests_are_exported_as_otlp_metrics() {
+    let collector = Collector::start().await;
+    let logs = tempfile::tempdir().unwrap();
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json".to_string()),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "300".to_string()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "200".to_string()),
+    ];
+    let mut handler = Handler::start(&env, logs.path()).await;
+    // Messages from MHA04 and MHA05 (all enqueued 2026-01-14T15:00:00Z), and three that cannot be
+    // parsed: stored flagged, so the Bronze run has quarantined rows.
+    let status = handler
+        .invoke_raw(
+            "AdtIngest",
+            &invocation_id("adt"),
+            fixture_text("eventhub_batch_poison.json"),
+        )
+        .await;
+    assert_eq!(status, 200, "{}", read_logs(logs.path()));
+    let status = handler
+        .invoke_raw(
+            "SilverRefresh",
+            &invocation_id("silver"),
+            fixture_text("timer_silver_refresh.json"),
+        )
+        .await;
+    assert_eq!(status, 200, "{}", read_logs(logs.path()));
+    let runs = ledger_runs(&handler.lake());
+    let (adt, silver) = (&runs["bronze.adt"], &runs["silver"]);
+    assert!(
+        adt["rows_quarantined"].as_i64().unwrap() >= 1,
+        "the batch's unparseable messages are flagged: {adt}"
+    );
+
+    let points = collector
+        .wait_for_metrics(Duration::from_secs(20), |p| {
+            let has = |name: &str, with: &[(&str, &str)]| !points_of(p, name, with).is_empty();
+            has(RUN_DURATION, &[("stage", "bronze.adt")])
+                && has(RUN_DURATION, &[("stage", "silver")])
+                && has(RUN_ROWS, &[("stage", "silver"), ("kind", "quarantined")])
+                && has(
+                    RUN_ROWS,
+                    &[("stage", "bronze.adt"), ("kind", "quarantined")],
+                )
+                && has(QUARANTINE_RATE, &[("source", "adt")])
+                && has(INGEST_LAG, &[("hospital_id", "MHA04")])
+                && has(INGEST_LAG, &[("hospital_id", "MHA05")])
+        })
+        .await;
+    let seen = || {
+        format!(
+            "metrics received: {:?}\n{}",
+            points.keys().collect::<Vec<_>>(),
+            read_logs(logs.path())
+        )
+    };
+    for name in [RUN_DURATION, RUN_ROWS, QUARANTINE_RATE, INGEST_LAG] {
+        assert!(points.contains_key(name), "no {name}; {}", seen());
+    }
+
+    // patientflow.run.duration: a histogram in seconds, one run per stage, the ledger's duration.
+    for (stage, row) in [("bronze.adt", adt), ("silver", silver)] {
+        let status = row["status"].as_str().unwrap();
+        let ps = points_of(
+            &points,
+            RUN_DURATION,
+            &[("stage", stage), ("status", status)],
+        );
+        assert!(!ps.is_empty(), "no duration of the {stage} run; {}", seen());
+        assert!(
+            ps.iter()
+                .all(|p| p["kind"] == "histogram" && p["unit"] == "s"),
+            "{ps:?}"
+        );
+        let count: f64 = ps.iter().map(|p| number(p, "count")).sum();
+        assert_eq!(count, 1.0, "one {stage} run: {ps:?}");
+        let seconds: f64 = ps.iter().map(|p| number(p, "sum")).sum();
+        let ledger = row["duration_ms"].as_f64().unwrap() / 1000.0;
+        assert!(
+            (seconds - ledger).abs() < 0.002,
+            "{stage}: {seconds} s exported, {ledger} s in the ledger"
+        );
+    }
+
+    // patientflow.run.rows: a counter per stage and kind, summing to the ledger's rows.
+    for (stage, row) in [("bronze.adt", adt), ("silver", silver)] {
+        for (kind, column) in [
+            ("in", "rows_in"),
+            ("out", "rows_out"),
+            ("quarantined", "rows_quarantined"),
+        ] {
+            let ps = points_of(&points, RUN_ROWS, &[("stage", stage), ("kind", kind)]);
+            assert!(ps.iter().all(|p| p["kind"] == "sum"), "{ps:?}");
+            let total: f64 = ps.iter().map(|p| value(p)).sum();
+            assert_eq!(
+                total,
+                row[column].as_f64().unwrap(),
+                "{stage} rows {kind}: {ps:?}; ledger {row}"
+            );
+        }
+    }
+
+    // patientflow.quarantine.rate: the Silver run's share of rejected ADT records, 0..1.
+    let adt_figures = &silver["details"]["sources"]["adt"];
+    let records_in = adt_figures["records_in"].as_f64().unwrap();
+    let expected = (records_in - adt_figures["records_valid"].as_f64().unwrap()) / records_in;
+    let rates = points_of(&points, QUARANTINE_RATE, &[("source", "adt")]);
+    assert!(
+        rates
+            .iter()
+            .all(|p| p["kind"] == "gauge" && p["unit"] == "1"),
+        "{rates:?}"
+    );
+    let rate = value(rates.last().unwrap());
+    assert!((0.0..=1.0).contains(&rate), "{rate}");
+    assert!(
+        (rate - expected).abs() < 1e-9,
+        "rate {rate}, from the ledger {expected}"
+    );
+
+    // patientflow.ingest.lag: per hospital, seconds since its newest message's enqueued time.
+    let enqueued: chrono::DateTime<chrono::Utc> = "2026-01-14T15:00:00Z".parse().unwrap();
+    for hospital in ["MHA04", "MHA05"] {
+        let ps = points_of(&points, INGEST_LAG, &[("hospital_id", hospital)]);
+        let p = ps.last().unwrap();
+        assert!(p["kind"] == "gauge" && p["unit"] == "s", "{p}");
+        let expected = (chrono::Utc::now() - enqueued).num_seconds() as f64;
+        let lag = value(p);
+        assert!(
+            lag <= expected + 1.0 && lag >= expected - 60.0,
+            "{hospital}: lag {lag} s, expected about {expected} s"
+        );
+    }
+    let hospitals: Vec<String> = points[INGEST_LAG]
+        .iter()
+        .filter_map(|p| attr(p, "hospital_id"))
+        .collect();
+    assert!(
+        hospitals.iter().all(|h| h == "MHA04" || h == "MHA05"),
+        "only the hospitals of the batch: {hospitals:?}"
+    );
+    assert_eq!(
+        attr(&points[RUN_ROWS][0]["resource"], "service.name").as_deref(),
+        Some("patientflow"),
+        "the metrics carry the service's resource"
+    );
+    assert!(
+        collector
+            .exports()
+            .iter()
+            .filter(|e| e.path == "/v1/metrics")
+            .all(|e| e.content_type.starts_with("application/json")),
+        "JSON protocol for metrics"
+    );
+    handler.stop().await;
+}
+
+/// Metrics not yet exported when the handler stops are flushed at shutdown.
+#[tokio::test]
+async fn shutdown_flushes_metrics_not_yet_exported() {
+    let collector = Collector::start().await;
+    let logs = tempfile::tempdir().unwrap();
+    // An export interval far beyond the test: only the flush at shutdown can deliver the metrics.
+    let env = [
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            format!("{}/v1/metrics", collector.endpoint()),
+        ),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json".to_string()),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "600000".to_string()),
+    ];
+    let mut handler = Handler::start(&env, logs.path()).await;
+    let status = handler
+        .invoke_raw(
+            "AdtIngest",
+            &invocation_id("adt"),
+            fixture_text("eventhub_batch.json"),
+        )
+        .await;
+    assert_eq!(status, 200, "{}", read_logs(logs.path()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        collector.exports().is_empty(),
+        "nothing is exported before the interval or shutdown (and no spans without a traces endpoint)"
+    );
+    handler.stop().await;
+    let points = collector
+        .wait_for_metrics(Duration::from_secs(5), |p| p.contains_key(INGEST_LAG))
+        .await;
+    let runs = ledger_runs(&handler.lake());
+    let written: f64 = points_of(
+        &points,
+        RUN_ROWS,
+        &[("stage", "bronze.adt"), ("kind", "out")],
+    )
+    .iter()
+    .map(|p| value(p))
+    .sum();
+    assert_eq!(
+        written,
+        runs["bronze.adt"]["rows_out"].as_f64().unwrap(),
+        "flushed at shutdown: {points:?}\n{}",
+        read_logs(logs.path())
+    );
+    for hospital in ["MHA01", "MHA02", "MHA03"] {
+        assert!(
+            !points_of(&points, INGEST_LAG, &[("hospital_id", hospital)]).is_empty(),
+            "ingest lag of {hospital}: {points:?}"
+        );
+    }
+    assert!(
+        collector.exports().iter().all(|e| e.path == "/v1/metrics"),
+        "only metrics were configured"
+    );
 }

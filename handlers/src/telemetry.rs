@@ -1,24 +1,33 @@
-//! OpenTelemetry export of the invocation spans (docs/operations.md, "OpenTelemetry traces").
+//! OpenTelemetry export of the invocation spans and the pipeline metrics (docs/operations.md,
+//! "OpenTelemetry traces" and "Metrics").
 //!
-//! Off unless `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set: then the
-//! `tracing` spans of `serve` and `handler` (one `invocation` span per function invocation, and what runs
-//! inside it) go out over OTLP/HTTP in batches, protobuf unless `OTEL_EXPORTER_OTLP_PROTOCOL` says
-//! `http/json`. The standard `OTEL_*` variables (service name, resource attributes, headers, batch
-//! delay, sampler) apply. Requests are sent by the workspace's reqwest client on the binary's Tokio
-//! runtime; an unreachable collector costs one warning, never a failed invocation.
+//! Off unless `OTEL_EXPORTER_OTLP_ENDPOINT` (or the signal's own `…_TRACES_ENDPOINT` /
+//! `…_METRICS_ENDPOINT`) is set: then the `tracing` spans of `serve` and `handler` (one `invocation`
+//! span per function invocation, and what runs inside it) go out over OTLP/HTTP in batches, and the
+//! metrics of [`patientflow_core::ops::metrics`] (run durations and rows, quarantine rates, ingest lag
+//! per hospital) every `OTEL_METRIC_EXPORT_INTERVAL` (60 s), protobuf unless
+//! `OTEL_EXPORTER_OTLP_PROTOCOL` says `http/json`. The standard `OTEL_*` variables (service name,
+//! resource attributes, headers, batch delay, sampler, temporality) apply. Requests are sent by the
+//! workspace's reqwest client on the binary's Tokio runtime; an unreachable collector costs one
+//! warning, never a failed invocation.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use opentelemetry::metrics::{Counter, Gauge, Histogram, MeterProvider as _, ObservableGauge};
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{Status, TracerProvider as _};
+use opentelemetry::KeyValue;
 use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
+use patientflow_core::ops::metrics::{self as measured, RunMeasurements};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::http::functions::{Function, Trigger};
@@ -33,77 +42,237 @@ const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for the last batch.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The installed OTLP pipeline; [`Telemetry::shutdown`] flushes what is queued.
+/// The metrics' names, as the Azure alert rules query them.
+pub mod metric_names {
+    /// Histogram of stage run durations, seconds; attributes `stage`, `status`.
+    pub const RUN_DURATION: &str = "patientflow.run.duration";
+    /// Counter of rows per stage run; attributes `stage`, `kind` (`in`, `out`, `quarantined`).
+    pub const RUN_ROWS: &str = "patientflow.run.rows";
+    /// Gauge of a Silver source's quarantine rate in the latest run, 0..1; attribute `source`.
+    pub const QUARANTINE_RATE: &str = "patientflow.quarantine.rate";
+    /// Gauge of the seconds since the newest ADT message of a hospital; attribute `hospital_id`.
+    pub const INGEST_LAG: &str = "patientflow.ingest.lag";
+}
+
+/// Bucket bounds of the run duration histogram, in seconds: sub-second ingests to half-hour rebuilds.
+const DURATION_BUCKETS: [f64; 14] = [
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+];
+
+/// The installed OTLP pipelines; [`Telemetry::shutdown`] flushes what is queued. With metrics but no
+/// trace export configured, the tracer provider has no exporter: spans end where they are made.
 pub struct Telemetry {
-    provider: SdkTracerProvider,
+    traces: SdkTracerProvider,
+    metrics: Option<SdkMeterProvider>,
 }
 
 impl Telemetry {
-    /// The pipeline the environment asks for: `Ok(None)` when no OTLP endpoint is set (or
-    /// `OTEL_SDK_DISABLED=true`, or `OTEL_TRACES_EXPORTER=none`). Export requests run on `runtime`.
+    /// The pipelines the environment asks for: `Ok(None)` when no OTLP endpoint is set (or
+    /// `OTEL_SDK_DISABLED=true`, or both `OTEL_TRACES_EXPORTER=none` and `OTEL_METRICS_EXPORTER=none`).
+    /// Export requests run on `runtime`.
     pub fn from_env(runtime: &tokio::runtime::Handle) -> Result<Option<Telemetry>, String> {
-        if !configured() {
+        let (traces_on, metrics_on) = (configured(Signal::Traces), configured(Signal::Metrics));
+        if !traces_on && !metrics_on {
             return Ok(None);
         }
         let client = reqwest::Client::builder()
             .timeout(EXPORT_TIMEOUT)
             .build()
             .map_err(|e| format!("OTLP HTTP client: {e}"))?;
-        let mut builder = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_http_client(ExportClient {
-                client,
-                runtime: runtime.clone(),
-            });
-        // With both encodings compiled in the crate would default to JSON; the specification's
-        // default is protobuf.
-        if env_value("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").is_none()
-            && env_value("OTEL_EXPORTER_OTLP_PROTOCOL").is_none()
-        {
-            builder = builder.with_protocol(Protocol::HttpBinary);
-        }
-        let exporter = builder
-            .build()
-            .map_err(|e| format!("OTLP span exporter: {e}"))?;
-        let mut resource = Resource::builder();
-        if !service_name_in_env() {
-            resource = resource.with_service_name("patientflow");
-        }
-        let resource = resource
-            .with_attribute(opentelemetry::KeyValue::new(
-                "service.version",
-                env!("CARGO_PKG_VERSION"),
-            ))
-            .build();
-        let provider = SdkTracerProvider::builder()
-            .with_batch_exporter(exporter)
-            .with_resource(resource)
-            .build();
-        ENABLED.store(true, Ordering::Relaxed);
-        Ok(Some(Telemetry { provider }))
+        let http = ExportClient {
+            client,
+            runtime: runtime.clone(),
+        };
+        let resource = resource();
+        let traces = if traces_on {
+            tracer_provider(http.clone(), resource.clone())?
+        } else {
+            SdkTracerProvider::builder()
+                .with_resource(resource.clone())
+                .build()
+        };
+        let metrics = if metrics_on {
+            Some(meter_provider(http, resource)?)
+        } else {
+            None
+        };
+        ENABLED.store(traces_on, Ordering::Relaxed);
+        Ok(Some(Telemetry { traces, metrics }))
     }
 
     /// The tracer for the `tracing-opentelemetry` layer.
     pub fn tracer(&self) -> SdkTracer {
-        self.provider.tracer("patientflow")
+        self.traces.tracer("patientflow")
     }
 
-    /// Exports what is still queued and stops the exporter. Call it while the Tokio runtime is alive
-    /// but not from inside it (it blocks until the last batch is sent or [`SHUTDOWN_TIMEOUT`]).
+    /// Exports what is still queued (spans, and the metrics of the last interval) and stops the
+    /// exporters. Call it while the Tokio runtime is alive but not from inside it (it blocks until the
+    /// last export is sent or [`SHUTDOWN_TIMEOUT`]).
     pub fn shutdown(self) {
-        if let Err(e) = self.provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT) {
+        if let Err(e) = self.traces.shutdown_with_timeout(SHUTDOWN_TIMEOUT) {
             warn_once(&format!("flushing the last spans failed: {e}"));
+        }
+        if let Some(provider) = self.metrics {
+            if let Err(e) = provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT) {
+                warn_once(&format!("flushing the last metrics failed: {e}"));
+            }
         }
     }
 }
 
-/// Whether the environment asks for trace export.
-fn configured() -> bool {
-    let endpoint = env_value("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        .or_else(|| env_value("OTEL_EXPORTER_OTLP_ENDPOINT"));
+/// The OTLP encoding to use when neither the signal's nor the general protocol variable is set: with
+/// both encodings compiled in the crate would default to JSON; the specification's default is
+/// protobuf.
+fn default_protocol(signal: Signal) -> Option<Protocol> {
+    let own = match signal {
+        Signal::Traces => "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        Signal::Metrics => "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+    };
+    (env_value(own).is_none() && env_value("OTEL_EXPORTER_OTLP_PROTOCOL").is_none())
+        .then_some(Protocol::HttpBinary)
+}
+
+fn tracer_provider(http: ExportClient, resource: Resource) -> Result<SdkTracerProvider, String> {
+    let mut builder = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_http_client(http);
+    if let Some(protocol) = default_protocol(Signal::Traces) {
+        builder = builder.with_protocol(protocol);
+    }
+    let exporter = builder
+        .build()
+        .map_err(|e| format!("OTLP span exporter: {e}"))?;
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .build())
+}
+
+/// The meter provider with a periodic reader (`OTEL_METRIC_EXPORT_INTERVAL`, 60 s by default), and the
+/// pipeline's instruments on it. Temporality is delta (what Azure Monitor stores) unless
+/// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` says otherwise.
+fn meter_provider(http: ExportClient, resource: Resource) -> Result<SdkMeterProvider, String> {
+    let mut builder = opentelemetry_otlp::MetricExporter::builder()
+        .with_http()
+        .with_http_client(http);
+    if let Some(protocol) = default_protocol(Signal::Metrics) {
+        builder = builder.with_protocol(protocol);
+    }
+    if env_value("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE").is_none() {
+        builder = builder.with_temporality(Temporality::Delta);
+    }
+    let exporter = builder
+        .build()
+        .map_err(|e| format!("OTLP metric exporter: {e}"))?;
+    let provider = SdkMeterProvider::builder()
+        .with_reader(PeriodicReader::builder(exporter).build())
+        .with_resource(resource)
+        .build();
+    let meter = provider.meter("patientflow");
+    let instruments = Instruments {
+        duration: meter
+            .f64_histogram(metric_names::RUN_DURATION)
+            .with_unit("s")
+            .with_description("Duration of a stage run")
+            .with_boundaries(DURATION_BUCKETS.to_vec())
+            .build(),
+        rows: meter
+            .u64_counter(metric_names::RUN_ROWS)
+            .with_unit("{row}")
+            .with_description("Rows of stage runs: read (in), written (out), quarantined")
+            .build(),
+        quarantine_rate: meter
+            .f64_gauge(metric_names::QUARANTINE_RATE)
+            .with_unit("1")
+            .with_description("Share of a source's records quarantined in the latest Silver run")
+            .build(),
+        _ingest_lag: meter
+            .f64_observable_gauge(metric_names::INGEST_LAG)
+            .with_unit("s")
+            .with_description("Seconds since the newest ADT message ingested from the hospital")
+            .with_callback(|observer| {
+                let now = chrono::Utc::now();
+                for (hospital, newest) in measured::newest_adt_messages() {
+                    observer.observe(
+                        measured::lag_seconds(newest, now),
+                        &[KeyValue::new("hospital_id", hospital)],
+                    );
+                }
+            })
+            .build(),
+    };
+    if INSTRUMENTS.set(instruments).is_ok() {
+        measured::set_run_observer(observe_run);
+    }
+    Ok(provider)
+}
+
+/// The pipeline's instruments, once the meter provider is installed.
+struct Instruments {
+    duration: Histogram<f64>,
+    rows: Counter<u64>,
+    quarantine_rate: Gauge<f64>,
+    /// Observed by its callback at each collection; kept so it stays registered.
+    _ingest_lag: ObservableGauge<f64>,
+}
+
+static INSTRUMENTS: OnceLock<Instruments> = OnceLock::new();
+
+/// Records one finished stage run: its duration, its rows in, out and quarantined (zeros included, so
+/// each series is there to alert on), and for Silver the quarantine rate of each source.
+fn observe_run(m: &RunMeasurements) {
+    let Some(i) = INSTRUMENTS.get() else {
+        return;
+    };
+    let stage = KeyValue::new("stage", m.stage.clone());
+    i.duration.record(
+        m.duration_seconds,
+        &[stage.clone(), KeyValue::new("status", m.status.clone())],
+    );
+    for (kind, n) in [
+        ("in", m.rows_in),
+        ("out", m.rows_out),
+        ("quarantined", m.rows_quarantined),
+    ] {
+        i.rows.add(n, &[stage.clone(), KeyValue::new("kind", kind)]);
+    }
+    for (source, rate) in &m.quarantine_rates {
+        i.quarantine_rate
+            .record(*rate, &[KeyValue::new("source", source.clone())]);
+    }
+}
+
+/// The resource of both signals: the service name (unless the environment names it) and version.
+fn resource() -> Resource {
+    let mut resource = Resource::builder();
+    if !service_name_in_env() {
+        resource = resource.with_service_name("patientflow");
+    }
+    resource
+        .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// An exported signal.
+#[derive(Clone, Copy)]
+enum Signal {
+    Traces,
+    Metrics,
+}
+
+/// Whether the environment asks for the signal's export: an endpoint (the signal's own or the general
+/// one), the SDK not disabled, the signal's exporter not `none`.
+fn configured(signal: Signal) -> bool {
+    let (own_endpoint, exporter) = match signal {
+        Signal::Traces => ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_EXPORTER"),
+        Signal::Metrics => (
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            "OTEL_METRICS_EXPORTER",
+        ),
+    };
+    let endpoint = env_value(own_endpoint).or_else(|| env_value("OTEL_EXPORTER_OTLP_ENDPOINT"));
     let disabled = env_value("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let no_exporter =
-        env_value("OTEL_TRACES_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none"));
+    let no_exporter = env_value(exporter).is_some_and(|v| v.eq_ignore_ascii_case("none"));
     endpoint.is_some() && !disabled && !no_exporter
 }
 
@@ -190,7 +359,7 @@ pub fn record_outcome(http_status: Option<u16>, error: Option<(&'static str, &st
 
 /// Sends the exporter's requests with the workspace's async reqwest client on the binary's Tokio
 /// runtime: the SDK's batch processor calls it from its own thread, outside any runtime.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct ExportClient {
     client: reqwest::Client,
     runtime: tokio::runtime::Handle,

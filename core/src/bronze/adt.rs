@@ -476,13 +476,23 @@ impl AdtIngestor {
             ..Default::default()
         };
         let mut rows = RowsBuilder::new();
+        let mut times = MessageTimes::new();
         let now = chrono::Utc::now();
         for input in &inputs {
             report.inputs_seen += 1;
-            add_input_rows(input, index, &mut rows, &mut report, run_id, now);
+            add_input_rows(
+                input,
+                index,
+                &mut rows,
+                &mut report,
+                &mut times,
+                run_id,
+                now,
+            );
         }
         report.inputs_ingested = report.inputs_seen;
         self.commit(index, rows, &[], &mut report).await?;
+        crate::ops::metrics::adt_messages_ingested(&times);
         Ok(report)
     }
 
@@ -514,6 +524,7 @@ impl AdtIngestor {
         };
         let table = self.lake.open_table(ADT_MESSAGES).await?;
         let mut rows = RowsBuilder::new();
+        let mut times = MessageTimes::new();
         let mut markers = Vec::new();
         let now = chrono::Utc::now();
         for path in files {
@@ -552,7 +563,15 @@ impl AdtIngestor {
                 },
             };
             let before = rows.len();
-            add_input_rows(&input, index, &mut rows, &mut report, run_id, now);
+            add_input_rows(
+                &input,
+                index,
+                &mut rows,
+                &mut report,
+                &mut times,
+                run_id,
+                now,
+            );
             report.inputs_ingested += 1;
             markers.push(CommitMarker {
                 app_id: marker_id,
@@ -563,9 +582,11 @@ impl AdtIngestor {
                 let full = std::mem::take(&mut rows);
                 self.commit(index, full, &std::mem::take(&mut markers), &mut report)
                     .await?;
+                crate::ops::metrics::adt_messages_ingested(&std::mem::take(&mut times));
             }
         }
         self.commit(index, rows, &markers, &mut report).await?;
+        crate::ops::metrics::adt_messages_ingested(&times);
         Ok(report)
     }
 
@@ -698,12 +719,18 @@ fn string_values(array: &dyn Array) -> Vec<String> {
     }
 }
 
-/// Cuts one input into messages and pushes their Bronze rows.
+/// Per hospital (sending facility), the newest message time of the rows about to be committed.
+type MessageTimes = BTreeMap<String, chrono::DateTime<chrono::Utc>>;
+
+/// Cuts one input into messages and pushes their Bronze rows. Each new message with a facility moves
+/// that hospital's entry in `times` up to its message time: the Event Hub enqueued time, or `now` for
+/// inputs that have none (files, HTTP posts).
 fn add_input_rows(
     input: &AdtInput,
     index: &mut KeyIndex,
     rows: &mut RowsBuilder,
     report: &mut IngestReport,
+    times: &mut MessageTimes,
     run_id: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) {
@@ -735,6 +762,14 @@ fn add_input_rows(
         };
         if status != "ok" {
             report.flagged_rows += 1;
+        }
+        if let Some(hospital) = header
+            .and_then(|h| h.facility.as_deref())
+            .filter(|f| !f.is_empty())
+        {
+            let at = l.enqueued_time.unwrap_or(now);
+            let newest = times.entry(hospital.to_string()).or_insert(at);
+            *newest = (*newest).max(at);
         }
         let cells: Vec<(&str, Cell)> = vec![
             ("message_key", Cell::Str(Some(message_key))),
@@ -982,6 +1017,7 @@ mod tests {
             &mut index,
             &mut rows,
             &mut report,
+            &mut MessageTimes::new(),
             "r",
             chrono::Utc::now(),
         );

@@ -337,9 +337,11 @@ where
 }
 
 /// Appends one run to the ledger, then runs the pipeline alert rules when alerts are enabled
-/// ([`crate::ops::alerts::after_run`]). Never fails: a write that fails (or takes longer than a minute)
-/// is logged as an error and `false` is returned.
+/// ([`crate::ops::alerts::after_run`]). The run's measurements go to the metrics observer first
+/// ([`crate::ops::metrics::run_finished`]), whether or not the write succeeds. Never fails: a write
+/// that fails (or takes longer than a minute) is logged as an error and `false` is returned.
 pub async fn record(lake: &Lake, row: &RunRecord) -> bool {
+    crate::ops::metrics::run_finished(row);
     let written =
         tokio::time::timeout(WRITE_TIMEOUT, append(lake, std::slice::from_ref(row))).await;
     let error = match written {

@@ -2,10 +2,11 @@
 //!
 //! [`ledger`] is the run ledger (`ops_run_ledger`): one row per stage run, whatever started it.
 //! [`alerts`] evaluates the alert rules and delivers their notices through the outbox
-//! (`ops_alert_outbox`).
+//! (`ops_alert_outbox`). [`metrics`] is what the runs and the ADT ingest measure for export.
 
 pub mod alerts;
 pub mod ledger;
+pub mod metrics;
 
 use crate::storage::TableRef;
 
