@@ -60,6 +60,7 @@ pub async fn run(lake: &str, args: ServeArgs) -> anyhow::Result<Outcome> {
         "patientflow serve on http://{local_addr}  (lake {})",
         state.settings.lake_url
     );
+    println!("  dashboard: http://{local_addr}/api/dashboard/");
     println!("  GET  http://{local_addr}/api/health        POST http://{local_addr}/api/adt (NDJSON, JSON array or HL7)");
     println!(
         "  GET  http://{local_addr}/api/query?sql=…    GET  http://{local_addr}/api/dashboard"

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::error::AppError;
 use super::protocol::{get_ci, HttpReply, InvokeRequest, InvokeResponse};
-use super::{ingest, refresh, serving, AppState};
+use super::{dashboard, ingest, refresh, serving, AppState};
 
 /// Every function folder of `functions/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -393,7 +393,7 @@ pub async fn invoke(
         Function::GoldRefresh => refresh::gold(state, inv, &req).await,
         Function::Query => serving::query(state, inv, &req).await,
         Function::Health => serving::health(state, inv, &req).await,
-        Function::Dashboard => serving::dashboard(state, inv, &req).await,
+        Function::Dashboard => dashboard::dashboard(state, inv, &req).await,
     };
     record_run(state, inv, &req, started_at, result.as_ref()).await;
     match result {

@@ -11,6 +11,7 @@
 //!   `AdtIngest` in Event-Hub-shaped batches.
 
 pub mod bench;
+pub mod dashboard;
 pub mod error;
 pub mod eventhub;
 pub mod functions;

@@ -1,4 +1,4 @@
-//! Query (read-only SQL), Health and Dashboard.
+//! Query (read-only SQL) and Health. The dashboard is in `dashboard.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -198,71 +198,6 @@ pub async fn health(
     };
     let line = format!("Health: {}", reply.status);
     Ok(Outcome::http(reply, line))
-}
-
-/// Dashboard: for now a minimal page listing the tables (the KPI dashboard replaces it). `path` (from the
-/// `dashboard/{*path}` route) must be empty or `index.html`.
-pub async fn dashboard(
-    state: &Arc<AppState>,
-    _inv: &Invocation,
-    req: &InvokeRequest,
-) -> Result<Outcome, AppError> {
-    let http = HttpTriggerRequest::from_invocation(req)?;
-    let path = http
-        .params
-        .get("path")
-        .map(|p| p.trim_matches('/'))
-        .unwrap_or("");
-    if !path.is_empty() && path != "index.html" {
-        return Err(AppError::NotFound(format!("no dashboard asset '{path}'")));
-    }
-    let (status, body) = match tables(state).await {
-        Ok(tables) => {
-            let rows: String = tables
-                .iter()
-                .map(|t| {
-                    format!(
-                        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                        escape(&t.name),
-                        t.version
-                            .map(|v| v.to_string())
-                            .unwrap_or_else(|| "–".into()),
-                        t.rows.map(|v| v.to_string()).unwrap_or_else(|| "–".into()),
-                        t.files
-                    )
-                })
-                .collect();
-            (200, format!("<table><thead><tr><th>table</th><th>version</th><th>rows</th><th>files</th></tr></thead><tbody>{rows}</tbody></table>"))
-        }
-        Err(e) => (
-            503,
-            format!(
-                "<p class=\"error\">The lake is unavailable: {}</p>",
-                escape(&e.to_string())
-            ),
-        ),
-    };
-    let page = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>patientflow</title>\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <style>body{{font-family:system-ui,sans-serif;margin:2rem;color:#1b1f24}}table{{border-collapse:collapse}}\
-         td,th{{padding:.3rem .8rem;border-bottom:1px solid #ddd;text-align:left}}td:nth-child(n+2){{text-align:right}}\
-         .error{{color:#b00020}}</style></head><body><h1>patientflow</h1><p>Lake tables ({}). The KPI dashboard \
-         will replace this page.</p>{body}</body></html>\n",
-        chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
-    );
-    let mut reply = HttpReply::text(status, "text/html; charset=utf-8", page);
-    reply
-        .headers
-        .insert("Cache-Control".into(), "no-store".into());
-    Ok(Outcome::http(reply, format!("Dashboard: {status}")))
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 #[cfg(test)]

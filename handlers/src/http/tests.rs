@@ -183,7 +183,7 @@ async fn local_adt_endpoint_health_dashboard_and_timers() {
         .any(|t| t["name"] == "bronze_adt_messages" && t["rows"] == 3));
     let (s, b) = call(&app, "GET", "/api/dashboard", "text/plain", Body::empty()).await;
     assert_eq!(s, StatusCode::OK);
-    assert!(String::from_utf8_lossy(&b).contains("bronze_adt_messages"));
+    assert!(String::from_utf8_lossy(&b).contains("dashboard.js"));
     let (s, _) = call(
         &app,
         "GET",

@@ -1,0 +1,114 @@
+// Drives the dashboard in headless Chromium (the system's, never a downloaded one) for
+// tests/dashboard_browser.rs and scripts/screenshots.
+//
+//   node dashboard.mjs snapshot URL            → one JSON line: the tiles as the page shows them
+//   node dashboard.mjs live URL                → "READY <json>", then waits for the page to update by
+//                                                itself (no reload) and prints "UPDATED <json>"
+//   node dashboard.mjs screenshot URL FILE.png → a full-page screenshot
+//   node dashboard.mjs timings URL N           → N reloads; per data call the durations (ms) seen by the page
+//
+// The token, when needed, goes in PF_TOKEN (handed to the page in the URL fragment, never logged).
+// Chromium: PF_CHROMIUM, else /usr/bin/chromium.
+import puppeteer from 'puppeteer-core';
+
+const [mode, url, arg] = process.argv.slice(2);
+const executablePath = process.env.PF_CHROMIUM || '/usr/bin/chromium';
+const token = process.env.PF_TOKEN || '';
+const timeoutMs = Number(process.env.PF_TIMEOUT_MS || 120000);
+const pageUrl = token ? `${url}#token=${encodeURIComponent(token)}` : url;
+
+const problems = [];
+const browser = await puppeteer.launch({
+  executablePath,
+  headless: true,
+  args: ['--no-sandbox', '--headless=new', '--disable-gpu', '--disable-dev-shm-usage', '--window-size=1400,1000'],
+  defaultViewport: { width: 1400, height: 1000 },
+});
+
+function collect() {
+  const tiles = [...document.querySelectorAll('section[data-tile]')].map((s) => ({
+    id: s.dataset.tile,
+    state: s.dataset.state,
+    loadedAt: s.dataset.loadedAt || '',
+    kpis: Object.fromEntries([...s.querySelectorAll('[data-kpi]')].map((e) => [e.dataset.kpi, e.dataset.value])),
+    rows: [...s.querySelectorAll('table[data-source=rows] tbody tr')].map((tr) =>
+      Object.fromEntries([...tr.querySelectorAll('td[data-col]')].map((td) => [td.dataset.col, td.dataset.value]))),
+  }));
+  return {
+    loadId: window.__pf && window.__pf.loadId,
+    updates: window.__pf ? window.__pf.updates : 0,
+    role: document.body.dataset.role || '',
+    hospital: document.body.dataset.hospital || '',
+    hospitalOptions: [...document.querySelectorAll('#hospital option')].map((o) => o.value).filter(Boolean),
+    asOf: document.getElementById('as-of').dataset.value || '',
+    tiles,
+  };
+}
+
+async function open() {
+  const page = await browser.newPage();
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console error: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('requestfailed', (r) => problems.push(`request failed: ${r.url().split('#')[0]} ${r.failure() && r.failure().errorText}`));
+  page.on('response', (r) => {
+    if (r.status() >= 400) problems.push(`HTTP ${r.status()}: ${r.url()}`);
+  });
+  await page.goto(pageUrl, { waitUntil: 'load', timeout: timeoutMs });
+  await page.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state), { timeout: timeoutMs });
+  return page;
+}
+
+function out(prefix, value) {
+  process.stdout.write(`${prefix}${JSON.stringify(value)}\n`);
+}
+
+try {
+  if (mode === 'snapshot') {
+    const page = await open();
+    out('', { ...(await page.evaluate(collect)), problems });
+  } else if (mode === 'live') {
+    const page = await open();
+    const before = await page.evaluate(collect);
+    out('READY ', { ...before, problems });
+    const asOf = before.asOf;
+    // Updated: the summary shows another "now", and every tile has settled (none loading).
+    await page.waitForFunction(
+      (old) => {
+        const v = document.getElementById('as-of').dataset.value || '';
+        const settled = ![...document.querySelectorAll('section[data-tile]')].some((s) => s.dataset.state === 'loading');
+        return v && v !== old && settled && window.__pf.updates > 0;
+      },
+      { timeout: timeoutMs, polling: 250 },
+      asOf,
+    );
+    // Let re-fetches triggered by the same refresh finish (Gold writes its tables one after another).
+    await new Promise((r) => setTimeout(r, Number(process.env.PF_SETTLE_MS || 4000)));
+    out('UPDATED ', { ...(await page.evaluate(collect)), problems });
+  } else if (mode === 'screenshot') {
+    const page = await open();
+    await new Promise((r) => setTimeout(r, 500));
+    await page.screenshot({ path: arg, fullPage: true });
+    out('', { screenshot: arg, problems });
+  } else if (mode === 'timings') {
+    const page = await open();
+    const n = Number(arg || 20);
+    const calls = {};
+    for (let i = 0; i < n; i++) {
+      await page.reload({ waitUntil: 'load' });
+      await page.waitForFunction(() => document.body.dataset.state === 'ready', { timeout: timeoutMs });
+      const entries = await page.evaluate(() =>
+        performance.getEntriesByType('resource').filter((e) => e.name.includes('/data/')).map((e) => [e.name.split('/data/')[1].split('?')[0], e.duration]));
+      for (const [k, d] of entries) (calls[k] = calls[k] || []).push(d);
+    }
+    out('', { calls, problems });
+  } else {
+    throw new Error(`unknown mode '${mode}'`);
+  }
+} catch (e) {
+  out('FAILED ', { error: String(e && e.stack ? e.stack : e), problems });
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
