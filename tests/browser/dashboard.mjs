@@ -6,6 +6,7 @@
 //                                                itself (no reload) and prints "UPDATED <json>"
 //   node dashboard.mjs screenshot URL FILE.png → a full-page screenshot
 //   node dashboard.mjs timings URL N           → N reloads; per data call the durations (ms) seen by the page
+//   node dashboard.mjs calls URL N [HOSPITAL]  → every data call N times in turn (no browser): p50/p95 ms
 //
 // The token, when needed, goes in PF_TOKEN (handed to the page in the URL fragment, never logged).
 // Chromium: PF_CHROMIUM, else /usr/bin/chromium.
@@ -18,6 +19,47 @@ const timeoutMs = Number(process.env.PF_TIMEOUT_MS || 120000);
 const pageUrl = token ? `${url}#token=${encodeURIComponent(token)}` : url;
 
 const problems = [];
+
+function quantile(xs, q) {
+  const s = [...xs].sort((a, b) => a - b);
+  const i = (s.length - 1) * q;
+  const lo = Math.floor(i);
+  return s[lo] + (s[Math.min(lo + 1, s.length - 1)] - s[lo]) * (i - lo);
+}
+
+if (mode === 'calls') {
+  // Sequential data calls as one client makes them, timed end to end (HTTP included).
+  const n = Number(arg || 20);
+  const hospital = process.argv[5] || '';
+  const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  const data = new URL('data/', url.endsWith('/') ? url : url + '/');
+  const catalog = await (await fetch(new URL('catalog', data), { headers })).json();
+  const ids = ['version', ...catalog.tiles.map((t) => t.id)];
+  const result = {};
+  for (const id of ids) {
+    const t = catalog.tiles.find((x) => x.id === id);
+    const q = hospital && t && t.per_hospital ? `?hospital=${hospital}` : '';
+    const times = [];
+    let rows = 0;
+    let server = [];
+    for (let i = 0; i < n + 2; i++) {
+      const started = performance.now();
+      const r = await fetch(new URL(id + q, data), { headers });
+      const body = await r.json();
+      const ms = performance.now() - started;
+      if (!r.ok) throw new Error(`${id}: HTTP ${r.status} ${JSON.stringify(body)}`);
+      if (i >= 2) {
+        times.push(ms);
+        if (body.elapsed_ms !== undefined) server.push(body.elapsed_ms);
+      }
+      rows = body.rows ? body.rows.length : 0;
+    }
+    result[id] = { rows, p50_ms: quantile(times, 0.5), p95_ms: quantile(times, 0.95), max_ms: Math.max(...times), query_p95_ms: server.length ? quantile(server, 0.95) : null };
+  }
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  process.exit(0);
+}
+
 const browser = await puppeteer.launch({
   executablePath,
   headless: true,

@@ -330,3 +330,71 @@ async fn tile_reply(
         line,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    use super::super::{app, auth, AppState, Settings};
+
+    async fn get(state: &std::sync::Arc<AppState>, uri: &str) -> (StatusCode, String) {
+        let req = Request::builder().uri(uri).body(Body::empty()).unwrap();
+        let resp = app(state.clone()).oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn the_page_is_public_and_the_data_calls_need_an_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = dir.path().join("lake");
+        let closed = AppState::with_security(
+            Settings::from_env(lake.to_str().unwrap()),
+            auth::Security::closed(),
+        );
+        for page in [
+            "/api/dashboard",
+            "/api/dashboard/",
+            "/api/dashboard/dashboard.js",
+            "/api/dashboard/vendor/uPlot.iife.min.js",
+        ] {
+            let (s, _) = get(&closed, page).await;
+            assert_eq!(s, StatusCode::OK, "{page}");
+        }
+        assert_eq!(
+            get(&closed, "/api/dashboard/nope.js").await.0,
+            StatusCode::NOT_FOUND
+        );
+        for call in ["catalog", "version", "summary"] {
+            let (s, b) = get(&closed, &format!("/api/dashboard/data/{call}")).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{call}: {b}");
+        }
+
+        // Demo mode on an empty lake: tiles say there is no data yet, bad ids are refused.
+        let demo = AppState::with_security(
+            Settings::from_env(lake.to_str().unwrap()),
+            auth::Security::new(patientflow_core::security::SecuritySettings {
+                anonymous_demo: true,
+                ..Default::default()
+            })
+            .unwrap(),
+        );
+        let (s, b) = get(&demo, "/api/dashboard/data/occupancy").await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+        assert_eq!(v["available"], false, "{v}");
+        assert!(v["reason"].as_str().unwrap().contains("no data yet"), "{v}");
+        let (s, _) = get(&demo, "/api/dashboard/data/occupancy?hospital=a'b").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        let (s, _) = get(&demo, "/api/dashboard/data/no_such_tile").await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (s, b) = get(&demo, "/api/dashboard/data/catalog").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(b.contains("\"role\":\"analyst\""), "{b}");
+    }
+}
