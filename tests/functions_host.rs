@@ -44,6 +44,14 @@ fn test_lake(tag: &str) -> TestLake {
     }
 }
 
+/// Adds an administrator's bearer token to an HTTP invocation, as the host forwards headers.
+fn with_admin_token(payload: &mut Value) {
+    payload["Data"]["req"]["Headers"]["Authorization"] = json!([format!(
+        "Bearer {}",
+        patientflow_tests::security::admin_token()
+    )]);
+}
+
 /// The handler process; killed when dropped.
 struct Handler {
     child: Child,
@@ -77,6 +85,10 @@ impl Handler {
             .env("PATIENTFLOW_LAKE", &lake.url)
             .env("PATIENTFLOW_CALLBACK_BACKOFF_MS", "200")
             .env("EventHubName", "adt-events")
+            .env(
+                "PATIENTFLOW_SECURITY",
+                patientflow_tests::security::settings_json(),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         if lake.azure {
@@ -145,6 +157,7 @@ impl Handler {
         let q = json!({ "sql": sql }).to_string();
         payload["Data"]["req"]["Query"] = json!(q);
         payload["Metadata"]["Query"] = json!(q);
+        with_admin_token(&mut payload);
         let (status, answer) = self.invoke("Query", &payload).await;
         assert_eq!(
             status, 200,
@@ -369,6 +382,7 @@ async fn bad_payloads_never_crash_the_handler() {
     let mut payload = fixture("http_query_get_old_host.json");
     payload["Data"]["req"]["Query"] =
         json!(json!({"sql": "DELETE FROM bronze_adt_messages"}).to_string());
+    with_admin_token(&mut payload);
     let (status, answer) = h.invoke("Query", &payload).await;
     assert_eq!(status, 200);
     assert_eq!(answer["Outputs"]["res"]["statusCode"], "400", "{answer}");

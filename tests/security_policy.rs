@@ -8,6 +8,7 @@ use std::time::Duration;
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::util::display::array_value_to_string;
 use patientflow_core::security::audit::{AuditLog, AuditRecord, SECURITY_AUDIT};
+use patientflow_core::security::cache::PolicyCache;
 use patientflow_core::security::{
     policy, token, AuthMethod, Authenticator, Credentials, Identity, Role, Scope, SecuritySettings,
 };
@@ -218,6 +219,12 @@ async fn every_role_sees_only_its_scope_and_no_unmasked_phi() {
     }
 
     let audit = AuditLog::start(lake.clone());
+    // One snapshot of the tables for the whole matrix, as a server keeps it.
+    let cache = PolicyCache::new(
+        known_tables(),
+        Some(KEY.to_vec()),
+        Duration::from_secs(3600),
+    );
     let roles = [
         identity(Role::Admin, &[]),
         identity(Role::Analyst, &[]),
@@ -238,6 +245,7 @@ async fn every_role_sees_only_its_scope_and_no_unmasked_phi() {
             pseudonym_key: Some(KEY),
             audit: Some(&audit),
             read_path: "test_matrix",
+            cache: Some(&cache),
         };
         let mut per_kind: BTreeMap<String, (usize, usize, usize, usize)> = BTreeMap::new();
         for (kind, sql) in &queries {
@@ -299,6 +307,7 @@ async fn every_role_sees_only_its_scope_and_no_unmasked_phi() {
                 pseudonym_key: Some(KEY),
                 audit: None,
                 read_path: "t",
+                cache: None,
             };
             run_as(&lake, &access, sql, limits())
                 .await
@@ -355,6 +364,37 @@ async fn every_role_sees_only_its_scope_and_no_unmasked_phi() {
         .await
         .is_err());
     println!("silver_dim_patient rows: admin {all}, analyst {all}, manager MHA01 {mgr}, staff MHA01/ED {staff}");
+
+    // Small cells: the analyst (and the demo identity) never see a count from 1 to 10 in an aggregate
+    // table; the admin does see such counts, so the check can fail.
+    let small =
+        "SELECT COUNT(*) AS n FROM gold_fact_census_hourly WHERE occupied_beds BETWEEN 1 AND 10 \
+                 OR admissions BETWEEN 1 AND 10 OR ed_boarders BETWEEN 1 AND 10";
+    let small_cells = |id: &Identity| {
+        let lake = lake.clone();
+        let id = id.clone();
+        async move {
+            let access = Access {
+                identity: &id,
+                pseudonym_key: Some(KEY),
+                audit: None,
+                read_path: "t",
+                cache: None,
+            };
+            let r = run_as(&lake, &access, small, limits()).await.unwrap();
+            let n = cells(&r)[0]["n"].parse::<i64>().unwrap();
+            (n, r.suppressed)
+        }
+    };
+    let (admin_small, admin_flag) = small_cells(&roles[0]).await;
+    assert!(
+        admin_small > 0 && !admin_flag,
+        "the lake has small cells: {admin_small}"
+    );
+    for id in [&roles[1], &roles[5]] {
+        assert_eq!(small_cells(id).await, (0, true), "{}", id.subject);
+    }
+    println!("census cells with a count 1–10: admin {admin_small}, analyst 0, demo 0");
 
     // Every read is in the audit table; PHI reads say so.
     audit.flush().await;

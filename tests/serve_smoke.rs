@@ -41,9 +41,13 @@ impl Serve {
         extra: &[&str],
     ) -> Serve {
         let port = free_port();
+        let security = lake.with_extension("security.json");
+        std::fs::write(&security, patientflow_tests::security::settings_json()).unwrap();
         let child = Command::new(binary())
             .args(["serve", "--port", &port.to_string(), "--lake"])
             .arg(lake)
+            .arg("--security")
+            .arg(&security)
             .args(extra)
             // Silver every 3 s, so the timer runner is exercised within the test.
             .env("SILVER_SCHEDULE", "*/3 * * * * *")
@@ -79,6 +83,7 @@ impl Serve {
         let r = self
             .client
             .post(format!("{}/api/query", self.base))
+            .bearer_auth(patientflow_tests::security::admin_token())
             .json(&json!({ "sql": sql }))
             .send()
             .await
@@ -194,6 +199,7 @@ async fn serve_ingests_posted_adt_and_answers_sql() {
     let r = s
         .client
         .get(format!("{}/api/query", s.base))
+        .bearer_auth(patientflow_tests::security::admin_token())
         .query(&[
             (
                 "sql",

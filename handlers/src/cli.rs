@@ -51,6 +51,9 @@ pub enum Command {
     /// Alerts: the open incidents and the outbox (ops_alert_outbox); `alerts evaluate` runs every rule
     /// once and delivers what is due.
     Alerts(crate::commands::alerts::AlertsArgs),
+    /// Issue a signed test token (HS256, the settings' key) for a role and scopes: local testing of
+    /// access control.
+    Token(crate::commands::token::TokenArgs),
     /// Run as the Azure Functions custom handler (started by the Functions host; listens on
     /// FUNCTIONS_CUSTOMHANDLER_PORT).
     Handler(crate::commands::handler::HandlerArgs),
@@ -218,6 +221,14 @@ pub struct QueryArgs {
     /// Seconds allowed.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
+    /// Run as the identity of this bearer token (verified under the security settings; the read is
+    /// audited). Without it the query runs as the local administrator, unaudited.
+    #[arg(long, env = "PATIENTFLOW_TOKEN")]
+    pub token: Option<String>,
+    /// Security settings file for --token (default `PATIENTFLOW_SECURITY_FILE`, then
+    /// `PATIENTFLOW_SECURITY`).
+    #[arg(long)]
+    pub security: Option<std::path::PathBuf>,
 }
 
 /// Output formats of `query`.

@@ -80,6 +80,7 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Report(cmd) => commands::report::run(&cli.lake, cmd).await,
         Command::Runs(args) => commands::runs::run(&cli.lake, args).await,
         Command::Alerts(args) => commands::alerts::run(&cli.lake, args).await,
+        Command::Token(args) => commands::token::run(args),
         Command::Handler(args) => commands::handler::run(&cli.lake, args).await,
         Command::Serve(args) => commands::serve::run(&cli.lake, args).await,
         Command::Package(args) => commands::package::run(args).await,

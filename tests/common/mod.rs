@@ -3,6 +3,7 @@
 
 pub mod fixtures;
 pub mod scenarios;
+pub mod security;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

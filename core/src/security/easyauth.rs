@@ -37,8 +37,16 @@ const NAMES: [&str; 5] = [
     "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
 ];
 
+/// Longest principal header accepted (App Service's are a few KB even with many group claims).
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
 /// Parses the header into claims (subject = object id, else the first name claim).
 pub fn parse(header: &str) -> Result<Claims, SecurityError> {
+    if header.len() > MAX_HEADER_BYTES {
+        return Err(SecurityError::Invalid(format!(
+            "X-MS-CLIENT-PRINCIPAL is longer than {MAX_HEADER_BYTES} bytes"
+        )));
+    }
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(header.trim())
         .map_err(|_| SecurityError::Invalid("X-MS-CLIENT-PRINCIPAL is not base64".into()))?;
@@ -86,5 +94,10 @@ mod tests {
         assert_eq!(c.roles, vec!["PatientFlow.Analyst"]);
         assert_eq!(c.groups, vec!["g-1"]);
         assert!(parse("%%%").is_err());
+        let not_json = base64::engine::general_purpose::STANDARD.encode("{not json");
+        assert!(
+            matches!(parse(&not_json), Err(SecurityError::Invalid(m)) if m.contains("not a principal"))
+        );
+        assert!(parse(&"A".repeat(MAX_HEADER_BYTES + 4)).is_err());
     }
 }

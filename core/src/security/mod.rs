@@ -5,6 +5,7 @@
 //! The model is described in `docs/security.md`.
 
 pub mod audit;
+pub mod cache;
 pub mod easyauth;
 pub mod policy;
 pub mod settings;
@@ -255,6 +256,13 @@ impl Authenticator {
             eprintln!("WARNING: {msg}");
         }
         Ok(Authenticator { settings, verifier })
+    }
+
+    /// An authenticator whose RS256 keys come from a JWKS document (the settings' `jwks_url`, fetched
+    /// by the runtime).
+    pub fn with_jwks_json(mut self, text: &str, origin: &str) -> Result<Self, SecurityError> {
+        self.verifier = self.verifier.with_jwks_json(text, origin)?;
+        Ok(self)
     }
 
     /// The settings in force.

@@ -12,6 +12,7 @@
 //!   hospital manager their hospitals' rows masked; department staff their departments' rows
 //!   identifiable; operator none — except the quarantine, which the operator and analyst see masked with
 //!   the raw columns NULL;
+//! - the audit trail (`security_audit`): administrators only;
 //! - masks: names and street → `'***'`, city → `'***'`, zip → first 3 characters, birth date → year,
 //!   `demographics` → NULL, identifiers (MRN, visit number, patient/encounter keys, EHR ids, source keys)
 //!   → `HMAC-SHA256(pseudonym key, value)` as 16 hex characters; raw payloads (`payload`, `raw_record`,
@@ -126,11 +127,14 @@ pub struct ViewInfo {
     pub phi_unmasked: bool,
     /// True when the view holds patient rows (masked or not).
     pub patient_rows: bool,
+    /// True when small cells of its count columns are suppressed (analysts on aggregate tables).
+    pub suppressed: bool,
     /// The view's SQL over the raw table (for `EXPLAIN`-style inspection and tests).
     pub definition: String,
 }
 
 /// A session for one identity, with the views it contains.
+#[derive(Clone)]
 pub struct PolicySession {
     /// The caller's session: only policy views are registered in it.
     pub ctx: SessionContext,
@@ -192,8 +196,36 @@ fn ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-/// The select list of a view: each column as is, masked, or NULL.
-fn select_list(schema: &Schema, mask: bool, raw: bool) -> (Vec<String>, bool) {
+/// Count columns of the aggregate tables whose small cells (1–10) are suppressed for analysts: the
+/// common de-identification threshold (a count below 11 may single out a patient).
+pub const SMALL_CELL_COLUMNS: [&str; 14] = [
+    "arrivals",
+    "admissions",
+    "discharges",
+    "transfers_in",
+    "transfers_out",
+    "ed_boarders",
+    "boarders_waiting",
+    "same_day_discharges",
+    "same_day_stays",
+    "waits_over_4h",
+    "inpatient_occupied_beds",
+    "ed_occupied",
+    "inpatient_days",
+    "occupied_bed_days",
+];
+/// Cells with a count from 1 up to this value are shown as NULL to analysts.
+pub const SMALL_CELL_MAX: i64 = 10;
+
+/// True when a column of an aggregate table counts patients (and so is subject to suppression).
+pub fn is_small_cell_column(name: &str, data_type: &DataType) -> bool {
+    let l = name.to_ascii_lowercase();
+    data_type.is_integer()
+        && (l.starts_with("occupied_") || SMALL_CELL_COLUMNS.contains(&l.as_str()))
+}
+
+/// The select list of a view: each column as is, masked, suppressed or NULL.
+fn select_list(schema: &Schema, mask: bool, raw: bool, suppress: bool) -> (Vec<String>, bool) {
     let mut phi_unmasked = false;
     let cols = schema
         .fields()
@@ -214,6 +246,11 @@ fn select_list(schema: &Schema, mask: bool, raw: bool) -> (Vec<String>, bool) {
                     return format!("{c} AS {c}");
                 }
                 return format!("CAST(NULL AS VARCHAR) AS {c}");
+            }
+            if suppress && is_small_cell_column(name, f.data_type()) {
+                return format!(
+                    "CASE WHEN {c} BETWEEN 1 AND {SMALL_CELL_MAX} THEN NULL ELSE {c} END AS {c}"
+                );
             }
             if !mask {
                 phi_unmasked |= is_phi;
@@ -302,6 +339,8 @@ fn decide(role: Role, class: TableClass, name: &str) -> Option<(bool, bool, bool
     // (scoped, mask, raw)
     match (role, class) {
         (Role::Admin, _) => Some((false, false, true)),
+        // The audit trail holds query texts (which may quote identifiers): administrators only.
+        _ if name == "security_audit" => None,
         (_, TableClass::Reference | TableClass::Pipeline) => Some((false, false, false)),
         (Role::Operator, TableClass::Aggregate) => None,
         (Role::Operator | Role::Analyst, TableClass::Patient) if name == "silver_quarantine" => {
@@ -314,91 +353,145 @@ fn decide(role: Role, class: TableClass, name: &str) -> Option<(bool, bool, bool
     }
 }
 
-/// Builds the session an identity's queries run in, over `tables` (absent tables are skipped).
-/// `pseudonym_key` is needed for the roles that see masked identifiers.
+/// The raw tables of one lake snapshot, registered once in a private session and shared by the policy
+/// sessions of every identity (opening the Delta tables is the costly part; the views are cheap).
+pub struct PolicyBase {
+    private: SessionContext,
+    present: Vec<String>,
+    stays: bool,
+    has_key: bool,
+}
+
+impl std::fmt::Debug for PolicyBase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyBase")
+            .field("tables", &self.present)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PolicyBase {
+    /// Opens `tables` (absent tables are skipped). `pseudonym_key` is needed for the roles that see
+    /// masked identifiers.
+    pub async fn open(
+        lake: &Lake,
+        tables: &[TableRef],
+        pseudonym_key: Option<&[u8]>,
+    ) -> Result<PolicyBase> {
+        let private = SessionContext::new();
+        let mut present = Vec::new();
+        let mut all: Vec<TableRef> = tables.to_vec();
+        if !all.contains(&crate::silver::LOCATION_STAYS) {
+            all.push(crate::silver::LOCATION_STAYS);
+        }
+        for t in &all {
+            if lake.register(&private, *t).await? && tables.contains(t) {
+                present.push(t.sql_name());
+            }
+        }
+        let stays = private.table_exist(STAYS).unwrap_or(false);
+        if let Some(key) = pseudonym_key {
+            // Registered in the private session only: a caller cannot compute pseudonyms of guessed values.
+            private.register_udf(ScalarUDF::new_from_impl(PseudonymUdf {
+                key: key.to_vec(),
+                signature: Signature::any(1, Volatility::Immutable),
+            }));
+        }
+        Ok(PolicyBase {
+            private,
+            present,
+            stays,
+            has_key: pseudonym_key.is_some(),
+        })
+    }
+
+    /// The tables this snapshot holds, by SQL name.
+    pub fn tables(&self) -> &[String] {
+        &self.present
+    }
+
+    /// Builds the session `identity`'s queries run in.
+    pub async fn session_for(&self, identity: &Identity) -> Result<PolicySession> {
+        let config = SessionConfig::new().with_information_schema(true);
+        let ctx = SessionContext::new_with_config(config);
+        let mut views = BTreeMap::new();
+        let mut hidden = Vec::new();
+        for name in &self.present {
+            let name = name.clone();
+            let class = classify(&name);
+            let Some((scoped, mask, raw)) = decide(identity.role, class, &name) else {
+                hidden.push(name);
+                continue;
+            };
+            let provider = self
+                .private
+                .table_provider(name.as_str())
+                .await
+                .map_err(|e| Error::Query(format!("internal: {name}: {e}")))?;
+            let schema = provider.schema();
+            let filter = if scoped {
+                match scope_filter(identity, &schema, self.stays) {
+                    Some(f) => f,
+                    None => {
+                        hidden.push(name);
+                        continue;
+                    }
+                }
+            } else {
+                "TRUE".into()
+            };
+            let suppress = identity.role == Role::Analyst && class == TableClass::Aggregate;
+            let (cols, phi_unmasked) = select_list(&schema, mask, raw, suppress);
+            // Reference and pipeline tables hold no patient rows: a hospital's `city` is not PHI.
+            let phi_unmasked =
+                phi_unmasked && matches!(class, TableClass::Patient | TableClass::Aggregate);
+            let uses_pseudonym = cols.iter().any(|c| c.starts_with("pf_pseudonym("));
+            if uses_pseudonym && !self.has_key {
+                return Err(Error::Config(
+                    "masked reads need a pseudonym key (security settings: pseudonym_key_file)"
+                        .into(),
+                ));
+            }
+            let definition = format!(
+                "SELECT {} FROM {} WHERE {filter}",
+                cols.join(", "),
+                ident(&name)
+            );
+            let df = self
+                .private
+                .sql(&definition)
+                .await
+                .map_err(|e| Error::Query(format!("internal: policy view {name}: {e}")))?;
+            ctx.register_table(name.as_str(), df.into_view())
+                .map_err(|e| Error::Query(format!("internal: policy view {name}: {e}")))?;
+            views.insert(
+                name,
+                ViewInfo {
+                    class,
+                    phi_unmasked,
+                    patient_rows: class == TableClass::Patient,
+                    suppressed: suppress,
+                    definition,
+                },
+            );
+        }
+        Ok(PolicySession { ctx, views, hidden })
+    }
+}
+
+/// Builds the session an identity's queries run in, over `tables` (absent tables are skipped), opening
+/// the tables afresh: [`PolicyBase::open`] then [`PolicyBase::session_for`]. Servers keep a
+/// [`super::cache::PolicyCache`] instead.
 pub async fn session(
     lake: &Lake,
     tables: &[TableRef],
     identity: &Identity,
     pseudonym_key: Option<&[u8]>,
 ) -> Result<PolicySession> {
-    let private = SessionContext::new();
-    let mut present = Vec::new();
-    let mut all: Vec<TableRef> = tables.to_vec();
-    if !all.contains(&crate::silver::LOCATION_STAYS) {
-        all.push(crate::silver::LOCATION_STAYS);
-    }
-    for t in &all {
-        if lake.register(&private, *t).await? && tables.contains(t) {
-            present.push(t.sql_name());
-        }
-    }
-    let stays = private.table_exist(STAYS).unwrap_or(false);
-    if let Some(key) = pseudonym_key {
-        // Registered in the private session only: a caller cannot compute pseudonyms of guessed values.
-        private.register_udf(ScalarUDF::new_from_impl(PseudonymUdf {
-            key: key.to_vec(),
-            signature: Signature::any(1, Volatility::Immutable),
-        }));
-    }
-    let config = SessionConfig::new().with_information_schema(true);
-    let ctx = SessionContext::new_with_config(config);
-    let mut views = BTreeMap::new();
-    let mut hidden = Vec::new();
-    for name in present {
-        let class = classify(&name);
-        let Some((scoped, mask, raw)) = decide(identity.role, class, &name) else {
-            hidden.push(name);
-            continue;
-        };
-        let provider = private
-            .table_provider(name.as_str())
-            .await
-            .map_err(|e| Error::Query(format!("internal: {name}: {e}")))?;
-        let schema = provider.schema();
-        let filter = if scoped {
-            match scope_filter(identity, &schema, stays) {
-                Some(f) => f,
-                None => {
-                    hidden.push(name);
-                    continue;
-                }
-            }
-        } else {
-            "TRUE".into()
-        };
-        let (cols, phi_unmasked) = select_list(&schema, mask, raw);
-        // Reference and pipeline tables hold no patient rows: a hospital's `city` is not PHI.
-        let phi_unmasked =
-            phi_unmasked && matches!(class, TableClass::Patient | TableClass::Aggregate);
-        let uses_pseudonym = cols.iter().any(|c| c.starts_with("pf_pseudonym("));
-        if uses_pseudonym && pseudonym_key.is_none() {
-            return Err(Error::Config(
-                "masked reads need a pseudonym key (security settings: pseudonym_key_file)".into(),
-            ));
-        }
-        let definition = format!(
-            "SELECT {} FROM {} WHERE {filter}",
-            cols.join(", "),
-            ident(&name)
-        );
-        let df = private
-            .sql(&definition)
-            .await
-            .map_err(|e| Error::Query(format!("internal: policy view {name}: {e}")))?;
-        ctx.register_table(name.as_str(), df.into_view())
-            .map_err(|e| Error::Query(format!("internal: policy view {name}: {e}")))?;
-        views.insert(
-            name,
-            ViewInfo {
-                class,
-                phi_unmasked,
-                patient_rows: class == TableClass::Patient,
-                definition,
-            },
-        );
-    }
-    Ok(PolicySession { ctx, views, hidden })
+    PolicyBase::open(lake, tables, pseudonym_key)
+        .await?
+        .session_for(identity)
+        .await
 }
 
 #[cfg(test)]

@@ -32,6 +32,11 @@ pub struct TokenSettings {
     /// JWKS file with the RS256 keys of an identity provider (Entra ID).
     #[serde(default)]
     pub jwks_file: Option<String>,
+    /// JWKS URL of the identity provider (Entra ID:
+    /// `https://login.microsoftonline.com/<tenant>/discovery/v2.0/keys`), fetched when the app starts;
+    /// `jwks_file` wins when both are set.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
     /// Required `iss` (both kinds of token).
     #[serde(default = "default_issuer")]
     pub issuer: String,
@@ -126,8 +131,13 @@ impl SecuritySettings {
     pub fn load(path: &Path) -> Result<Self, SecurityError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| SecurityError::Settings(format!("cannot read {}: {e}", path.display())))?;
-        let s: SecuritySettings = serde_json::from_str(&text)
-            .map_err(|e| SecurityError::Settings(format!("{}: {e}", path.display())))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and checks settings JSON; `origin` names where it came from in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, SecurityError> {
+        let s: SecuritySettings = serde_json::from_str(text)
+            .map_err(|e| SecurityError::Settings(format!("{origin}: {e}")))?;
         s.check()?;
         Ok(s)
     }

@@ -68,6 +68,19 @@ impl Verifier {
         })
     }
 
+    /// Uses the RS256 keys of a JWKS document (as fetched from `jwks_url`) instead of any file's.
+    pub fn with_jwks_json(mut self, text: &str, origin: &str) -> Result<Self, SecurityError> {
+        let set = serde_json::from_str::<JwkSet>(text)
+            .map_err(|e| SecurityError::Settings(format!("JWKS from {origin}: {e}")))?;
+        if set.keys.is_empty() {
+            return Err(SecurityError::Settings(format!(
+                "JWKS from {origin} has no keys"
+            )));
+        }
+        self.jwks = Some(set);
+        Ok(self)
+    }
+
     /// Verifies a token: signature, `exp` (required), `nbf`, `iss`, `aud`.
     pub fn verify(&self, token: &str) -> Result<Verified, SecurityError> {
         let invalid = |m: String| SecurityError::Invalid(m);

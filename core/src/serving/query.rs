@@ -6,6 +6,7 @@
 //! in the caller's policy session ([`run_as`]): only policy views are registered there.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use deltalake::arrow::array::RecordBatch;
@@ -17,6 +18,7 @@ use deltalake::datafusion::prelude::{DataFrame, SessionContext};
 
 use super::tables::known_tables;
 use crate::security::audit::{AuditLog, AuditRecord};
+use crate::security::cache::PolicyCache;
 use crate::security::{policy, Identity};
 use crate::storage::{Lake, TableRef};
 use crate::{Error, Result};
@@ -50,6 +52,8 @@ pub struct QueryResult {
     pub truncated: bool,
     /// Time taken.
     pub elapsed: Duration,
+    /// True when the query read a view whose small cells (counts 1–10) are shown as NULL.
+    pub suppressed: bool,
 }
 
 impl QueryResult {
@@ -78,6 +82,7 @@ pub async fn run(lake: &Lake, sql: &str, limits: QueryLimits) -> Result<QueryRes
         pseudonym_key: None,
         audit: None,
         read_path: "cli_query",
+        cache: None,
     };
     run_as(lake, &access, sql, limits).await
 }
@@ -93,6 +98,9 @@ pub struct Access<'a> {
     pub audit: Option<&'a AuditLog>,
     /// Read path named in the audit record (`sql_endpoint`, `cli_query`, `http:/api/...`).
     pub read_path: &'a str,
+    /// Policy sessions kept between queries (servers); `None` opens the tables for this query alone.
+    /// When given, its pseudonym key is used.
+    pub cache: Option<&'a PolicyCache>,
 }
 
 /// Runs one read-only query as `access.identity`: in the identity's policy session (every table a policy
@@ -106,15 +114,24 @@ pub async fn run_as(
 ) -> Result<QueryResult> {
     let mut record = AuditRecord::new(Some(access.identity), access.read_path, sql);
     let outcome = async {
-        let policy =
-            policy::session(lake, &known_tables(), access.identity, access.pseudonym_key).await?;
+        let policy = match access.cache {
+            Some(cache) => cache.session(lake, access.identity).await?,
+            None => Arc::new(
+                policy::session(lake, &known_tables(), access.identity, access.pseudonym_key)
+                    .await?,
+            ),
+        };
         let df = plan(&policy.ctx, sql).await?;
         let touched = touched_tables(df.logical_plan());
         record.tables = touched.iter().cloned().collect::<Vec<_>>().join(",");
         let phi = touched
             .iter()
             .any(|t| policy.views.get(t).is_some_and(|v| v.phi_unmasked));
-        let result = execute(df, limits).await?;
+        let suppressed = touched
+            .iter()
+            .any(|t| policy.views.get(t).is_some_and(|v| v.suppressed));
+        let mut result = execute(df, limits).await?;
+        result.suppressed = suppressed;
         record.rows_returned = result.num_rows() as i64;
         record.phi_returned = phi && result.num_rows() > 0;
         Ok::<_, Error>(result)
@@ -209,6 +226,7 @@ async fn execute(df: DataFrame, limits: QueryLimits) -> Result<QueryResult> {
         batches,
         truncated,
         elapsed: started.elapsed(),
+        suppressed: false,
     })
 }
 

@@ -12,6 +12,7 @@ pub fn known_tables() -> Vec<TableRef> {
         .chain(crate::silver::TABLES.iter())
         .chain(crate::gold::TABLES.iter())
         .chain(crate::ops::TABLES.iter())
+        .chain(std::iter::once(&crate::security::audit::SECURITY_AUDIT))
         .copied()
         .collect()
 }

@@ -42,7 +42,7 @@ pub enum Layer {
     Gold,
     /// Pipeline bookkeeping: run ledger, checkpoints.
     Ops,
-    /// Access control: the audit trail (`security_audit`), never reachable through the SQL endpoint.
+    /// Access control: the audit trail (`security_audit`), readable by administrators only.
     Security,
 }
 

@@ -18,6 +18,10 @@ pub struct HandlerArgs {
     /// `FUNCTIONS_HTTPWORKER_PORT`.
     #[arg(long)]
     pub port: Option<u16>,
+    /// Security settings file (JSON, docs/security.md); default `PATIENTFLOW_SECURITY_FILE`, then
+    /// `PATIENTFLOW_SECURITY` (in Azure a Key Vault reference). Without any, data routes answer 401.
+    #[arg(long)]
+    pub security: Option<std::path::PathBuf>,
 }
 
 /// The port the host gave us.
@@ -42,7 +46,8 @@ pub fn host_port(args_port: Option<u16>) -> anyhow::Result<u16> {
 /// refresh in the background to finish and call back.
 pub async fn run(lake: &str, args: HandlerArgs) -> anyhow::Result<Outcome> {
     let port = host_port(args.port)?;
-    let state = AppState::new(Settings::from_env(lake));
+    let security = http::auth::startup(args.security.as_deref(), false).await?;
+    let state = AppState::with_security(Settings::from_env(lake), security);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -53,6 +58,7 @@ pub async fn run(lake: &str, args: HandlerArgs) -> anyhow::Result<Outcome> {
         .await
         .context("serving")?;
     let left = state.drain_background(Duration::from_secs(60)).await;
+    state.security.flush_audit().await;
     if left > 0 {
         tracing::warn!(left, "background work still running at exit");
     }

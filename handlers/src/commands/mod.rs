@@ -13,3 +13,4 @@ pub mod report;
 pub mod runs;
 pub mod serve;
 pub mod tables;
+pub mod token;

@@ -41,11 +41,16 @@ pub struct ServeArgs {
     /// Simulator seed.
     #[arg(long)]
     pub sim_seed: Option<u64>,
+    /// Security settings file (JSON, docs/security.md); default `PATIENTFLOW_SECURITY_FILE`, then
+    /// `PATIENTFLOW_SECURITY`. Without any, `serve` runs in anonymous demo mode (PHI masked).
+    #[arg(long)]
+    pub security: Option<PathBuf>,
 }
 
 /// Runs the local runtime until Ctrl-C / SIGTERM.
 pub async fn run(lake: &str, args: ServeArgs) -> anyhow::Result<Outcome> {
-    let state = AppState::new(Settings::from_env(lake));
+    let security = http::auth::startup(args.security.as_deref(), true).await?;
+    let state = AppState::with_security(Settings::from_env(lake), security);
     let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -122,6 +127,7 @@ pub async fn run(lake: &str, args: ServeArgs) -> anyhow::Result<Outcome> {
     })
     .await;
     state.drain_background(Duration::from_secs(30)).await;
+    state.security.flush_audit().await;
     println!("stopped");
     Ok(Outcome::Success)
 }

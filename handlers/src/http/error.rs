@@ -16,6 +16,12 @@ pub enum AppError {
     /// The method is not one the function accepts: 405.
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// No valid credentials (missing, expired, tampered, wrong audience…): 401.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Authenticated, but not entitled to this: 403.
+    #[error("{0}")]
+    Forbidden(String),
     /// The lake (or another dependency) cannot be reached: 503.
     #[error("{0}")]
     Unavailable(String),
@@ -39,6 +45,8 @@ impl AppError {
             AppError::BadRequest(_) => 400,
             AppError::NotFound(_) => 404,
             AppError::MethodNotAllowed(_) => 405,
+            AppError::Unauthorized(_) => 401,
+            AppError::Forbidden(_) => 403,
             AppError::Unavailable(_) => 503,
             AppError::StageFailed { .. } | AppError::Internal(_) => 500,
         }
@@ -50,6 +58,8 @@ impl AppError {
             AppError::BadRequest(_) => "BAD_REQUEST",
             AppError::NotFound(_) => "NOT_FOUND",
             AppError::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
+            AppError::Unauthorized(_) => "UNAUTHORIZED",
+            AppError::Forbidden(_) => "FORBIDDEN",
             AppError::Unavailable(_) => "UNAVAILABLE",
             AppError::StageFailed { .. } => "STAGE_FAILED",
             AppError::Internal(_) => "INTERNAL",
@@ -67,7 +77,14 @@ impl AppError {
 
     /// The error as an HTTP reply (for `Outputs.res` or a direct answer).
     pub fn reply(&self) -> HttpReply {
-        HttpReply::json(self.status(), self.body())
+        let mut reply = HttpReply::json(self.status(), self.body());
+        if matches!(self, AppError::Unauthorized(_)) {
+            reply.headers.insert(
+                "WWW-Authenticate".into(),
+                "Bearer realm=\"patientflow\"".into(),
+            );
+        }
+        reply
     }
 
     /// A pipeline-stage failure from a core error.
@@ -103,6 +120,10 @@ mod tests {
     fn errors_map_to_statuses_and_one_body_shape() {
         assert_eq!(AppError::BadRequest("x".into()).status(), 400);
         assert_eq!(AppError::Unavailable("x".into()).status(), 503);
+        let u = AppError::Unauthorized("no token".into()).reply();
+        assert_eq!(u.status, 401);
+        assert!(u.headers.contains_key("WWW-Authenticate"));
+        assert_eq!(AppError::Forbidden("x".into()).status(), 403);
         let e = AppError::stage("silver", "boom");
         assert_eq!(e.status(), 500);
         assert_eq!(e.body()["error"]["stage"], "silver");

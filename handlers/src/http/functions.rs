@@ -396,6 +396,10 @@ pub async fn invoke(
         Function::Dashboard => dashboard::dashboard(state, inv, &req).await,
     };
     record_run(state, inv, &req, started_at, result.as_ref()).await;
+    if f.stage().is_some() {
+        // The lake changed: readers' policy sessions must see it.
+        state.security.invalidate();
+    }
     match result {
         Ok(outcome) => {
             let mut outputs = Map::new();

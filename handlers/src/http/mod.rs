@@ -10,6 +10,7 @@
 //! - `POST /api/adt` — the local Event Hub stand-in: NDJSON, a JSON array or HL7 text, fed to
 //!   `AdtIngest` in Event-Hub-shaped batches.
 
+pub mod auth;
 pub mod bench;
 pub mod dashboard;
 pub mod error;
@@ -107,11 +108,19 @@ pub struct AppState {
     pub gold_lock: tokio::sync::Mutex<()>,
     /// Sequence numbers and offsets of the local Event Hub stand-in, per partition.
     pub stand_in: std::sync::Mutex<local::StandInPartitions>,
+    /// Access control: authentication, policy sessions, the audit writer.
+    pub security: auth::Security,
 }
 
 impl AppState {
-    /// New state; nothing is opened yet.
+    /// New state, closed to every reader (no credentials accepted); nothing is opened yet.
+    #[cfg(test)]
     pub fn new(settings: Settings) -> Arc<Self> {
+        Self::with_security(settings, auth::Security::closed())
+    }
+
+    /// New state with the access control in force; nothing is opened yet.
+    pub fn with_security(settings: Settings, security: auth::Security) -> Arc<Self> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
@@ -124,6 +133,7 @@ impl AppState {
             background: std::sync::Mutex::new(tokio::task::JoinSet::new()),
             gold_lock: tokio::sync::Mutex::new(()),
             stand_in: std::sync::Mutex::new(local::StandInPartitions::default()),
+            security,
         })
     }
 

@@ -163,6 +163,7 @@ pub async fn run_gold(state: &Arc<AppState>, full: bool, ctx: RunContext) -> Val
             Err(e.to_string())
         }
     };
+    state.security.invalidate();
     match result {
         Ok(report) if report.status != "failed" => {
             tracing::info!("{}", summary(&report));

@@ -7,6 +7,7 @@ use patientflow_core::serving::query::{self, QueryLimits};
 use patientflow_core::serving::tables::{describe_all, TableInfo};
 use serde_json::{json, Value};
 
+use super::auth;
 use super::error::AppError;
 use super::functions::{Invocation, Outcome};
 use super::protocol::{get_ci, HttpReply, HttpTriggerRequest, InvokeRequest};
@@ -16,6 +17,11 @@ use super::AppState;
 pub const MAX_ROWS_CAP: usize = 100_000;
 /// Rows returned when the caller does not say.
 pub const DEFAULT_MAX_ROWS: usize = 10_000;
+/// The read path the SQL endpoint's audit records name.
+pub const SQL_ENDPOINT: &str = "sql_endpoint";
+/// What a result with suppressed small cells says about them.
+pub const SUPPRESSION_NOTE: &str =
+    "counts from 1 to 10 in aggregate tables are shown as null (small-cell suppression)";
 /// Time a query may take (an HTTP function must answer within 230 s).
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -113,20 +119,20 @@ pub async fn query(
     req: &InvokeRequest,
 ) -> Result<Outcome, AppError> {
     let http = HttpTriggerRequest::from_invocation(req)?;
+    let identity = auth::identify(state, &http, SQL_ENDPOINT).await?;
     let q = parse_query(&http)?;
-    let lake = state.lake().await?;
     let limits = QueryLimits {
         max_rows: q.max_rows,
         timeout: QUERY_TIMEOUT,
     };
-    let result = query::run(lake, &q.sql, limits)
-        .await
-        .map_err(AppError::from_core)?;
+    let result = auth::query_as(state, &identity, SQL_ENDPOINT, &q.sql, limits).await?;
     let rows = result.num_rows();
     let line = format!(
-        "Query: {rows} rows in {} ms (truncated: {})",
+        "Query: {rows} rows in {} ms (truncated: {}) as {} ({})",
         result.elapsed.as_millis(),
-        result.truncated
+        result.truncated,
+        identity.subject,
+        identity.role
     );
     let reply = if q.csv {
         let mut r = HttpReply::text(
@@ -136,6 +142,10 @@ pub async fn query(
         );
         r.headers
             .insert("X-Truncated".into(), result.truncated.to_string());
+        if result.suppressed {
+            r.headers
+                .insert("X-Small-Cells-Suppressed".into(), SUPPRESSION_NOTE.into());
+        }
         r
     } else {
         let columns: Vec<Value> = result
@@ -148,7 +158,9 @@ pub async fn query(
         HttpReply::json(
             200,
             json!({"columns": columns, "rows": data, "row_count": rows, "truncated": result.truncated,
-                   "elapsed_ms": result.elapsed.as_millis() as u64}),
+                   "elapsed_ms": result.elapsed.as_millis() as u64,
+                   "role": identity.role.as_str(),
+                   "suppressed": result.suppressed.then_some(SUPPRESSION_NOTE)}),
         )
     };
     Ok(Outcome::http(reply, line))

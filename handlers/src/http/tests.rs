@@ -9,11 +9,37 @@ use tower::ServiceExt;
 
 use super::*;
 
+/// The app as `serve` runs it without security settings: anonymous demo mode (PHI masked). The
+/// access-control routes are tested over real HTTP in tests/security_http.rs.
 fn state(lake: &std::path::Path) -> Arc<AppState> {
     let mut s = Settings::from_env(lake.to_str().unwrap());
     s.landing = lake.join("landing").display().to_string();
     s.callback_attempts = 1;
-    AppState::new(s)
+    let demo = patientflow_core::security::SecuritySettings {
+        anonymous_demo: true,
+        ..Default::default()
+    };
+    AppState::with_security(s, auth::Security::new(demo).unwrap())
+}
+
+#[tokio::test]
+async fn a_closed_app_answers_data_routes_401_and_health_200() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Settings::from_env(dir.path().to_str().unwrap());
+    s.landing = dir.path().join("landing").display().to_string();
+    let app = app(AppState::new(s));
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/api/query",
+        "application/json",
+        r#"{"sql":"SELECT 1"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(json_of(&body)["error"]["code"], "UNAUTHORIZED");
+    let (status, _) = call(&app, "GET", "/api/health", "application/json", "").await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 async fn call(
