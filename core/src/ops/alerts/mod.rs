@@ -122,8 +122,13 @@ impl AlertSettings {
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
-        fn num<T: std::str::FromStr>(k: &str, v: Option<String>, d: T) -> Result<T> {
-            match v {
+        // The variable `k` as a number, or `d` when unset.
+        fn num<T: std::str::FromStr>(
+            get: &dyn Fn(&str) -> Option<String>,
+            k: &str,
+            d: T,
+        ) -> Result<T> {
+            match get(k) {
                 None => Ok(d),
                 Some(v) => v
                     .parse()
@@ -145,7 +150,7 @@ impl AlertSettings {
             })?,
         };
         let secs = |k: &str, d: Duration| -> Result<Duration> {
-            Ok(Duration::from_secs(num(k, get(k), d.as_secs())?))
+            Ok(Duration::from_secs(num(&get, k, d.as_secs())?))
         };
         let mut by_stage = d.max_retries_by_stage.clone();
         if let Some(v) = get("PATIENTFLOW_ALERT_MAX_RETRIES_BY_STAGE") {
@@ -155,23 +160,26 @@ impl AlertSettings {
             Some(v) => parse_map("PATIENTFLOW_ALERT_SILENT_FEED_BY_HOSPITAL", &v)?,
             None => BTreeMap::new(),
         };
-        let k = |name: &'static str| (name, get(name));
-        let (n, v) = k("PATIENTFLOW_ALERT_MAX_RETRIES");
-        let max_retries = num(n, v, d.max_retries)?;
-        let (n, v) = k("PATIENTFLOW_ALERT_GOLD_LATE_MINUTES");
-        let gold_late_minutes = num(n, v, d.gold_late_minutes)?;
-        let (n, v) = k("PATIENTFLOW_ALERT_DQ_RATE");
-        let dq_quarantine_rate = num(n, v, d.dq_quarantine_rate)?;
-        let (n, v) = k("PATIENTFLOW_ALERT_DQ_MIN_RECORDS");
-        let dq_min_records = num(n, v, d.dq_min_records)?;
-        let (n, v) = k("PATIENTFLOW_ALERT_SILENT_FEED_MINUTES");
-        let silent_feed_minutes = num(n, v, d.silent_feed_minutes)?;
-        let (n, v) = k("PATIENTFLOW_ALERT_OCCUPANCY_PCT");
-        let occupancy_pct = num(n, v, d.occupancy_pct)?;
-        let (n, v) = k("PATIENTFLOW_ALERT_OCCUPANCY_HOURS");
-        let occupancy_hours = num(n, v, d.occupancy_hours)?;
-        let (n, v) = k("PATIENTFLOW_ALERT_BOARDING_PATIENTS");
-        let boarding_min_patients = num(n, v, d.boarding_min_patients)?;
+        let max_retries = num(&get, "PATIENTFLOW_ALERT_MAX_RETRIES", d.max_retries)?;
+        let gold_late_minutes = num(
+            &get,
+            "PATIENTFLOW_ALERT_GOLD_LATE_MINUTES",
+            d.gold_late_minutes,
+        )?;
+        let dq_quarantine_rate = num(&get, "PATIENTFLOW_ALERT_DQ_RATE", d.dq_quarantine_rate)?;
+        let dq_min_records = num(&get, "PATIENTFLOW_ALERT_DQ_MIN_RECORDS", d.dq_min_records)?;
+        let silent_feed_minutes = num(
+            &get,
+            "PATIENTFLOW_ALERT_SILENT_FEED_MINUTES",
+            d.silent_feed_minutes,
+        )?;
+        let occupancy_pct = num(&get, "PATIENTFLOW_ALERT_OCCUPANCY_PCT", d.occupancy_pct)?;
+        let occupancy_hours = num(&get, "PATIENTFLOW_ALERT_OCCUPANCY_HOURS", d.occupancy_hours)?;
+        let boarding_min_patients = num(
+            &get,
+            "PATIENTFLOW_ALERT_BOARDING_PATIENTS",
+            d.boarding_min_patients,
+        )?;
         Ok(AlertSettings {
             enabled,
             webhook_url,
