@@ -619,8 +619,10 @@ customMetrics
 | where name == "patientflow.ingest.lag"
 | extend hospital_id = tostring(customDimensions.hospital_id)
 | where isnotempty(hospital_id)
+// The smallest lag any instance reports: an instance that no longer owns the partition keeps reporting a
+// growing lag for the hospitals it saw, while the owner reports the live one.
 | extend lagSeconds = iff(valueCount > 0, valueSum / valueCount, value)
-| summarize lastSeen = max(timestamp), recentLag = avgif(lagSeconds, timestamp > ago(15m)) by hospital_id
+| summarize lastSeen = max(timestamp), recentLag = minif(lagSeconds, timestamp > ago(15m)) by hospital_id
 | extend limitMinutes = coalesce(toint(overrides[hospital_id]), defaultMinutes)
 | extend silentMinutes = datetime_diff("minute", now(), lastSeen)
 | where silentMinutes > limitMinutes or (isnotnull(recentLag) and recentLag > limitMinutes * 60)
