@@ -287,11 +287,26 @@ async fn serve_ingests_posted_adt_and_answers_sql() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    assert!(r
-        .text()
+    assert!(r.text().await.unwrap().contains("dashboard.js"));
+    // The dashboard's occupancy tile gives the same answer as the SQL endpoint.
+    let r = s
+        .client
+        .get(format!("{}/api/dashboard/data/occupancy", s.base))
+        .query(&[("hospital", "MHA01")])
+        .bearer_auth(patientflow_tests::security::admin_token())
+        .send()
         .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let tile: Value = r.json().await.unwrap();
+    let med = tile["rows"]
+        .as_array()
         .unwrap()
-        .contains("gold_kpi_occupancy_current"));
+        .iter()
+        .find(|r| r["department_code"] == "MED")
+        .cloned()
+        .unwrap_or_else(|| panic!("no MED row: {tile}"));
+    assert_eq!(med["occupied_beds"], 1, "{tile}");
 }
 
 /// The README's main job: `serve --simulate` alone gives a live pipeline — the simulated hospitals'
