@@ -238,7 +238,7 @@ async fn every_role_over_http_and_the_cli_sees_only_its_scope_and_no_unmasked_ph
                     let Some(val) = val.as_str() else { continue };
                     if role.masks_phi()
                         && (family.contains(val)
-                            || mrns.iter().any(|m| val.contains(m.as_str()))
+                            || patientflow_tests::security::contains_token(val, &mrns)
                             || (col.contains("birth") && births.contains(val)))
                     {
                         leaks += 1;

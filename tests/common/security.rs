@@ -36,3 +36,27 @@ pub fn token(subject: &str, role: Role, scopes: &[&str], ttl: Duration) -> Strin
 pub fn admin_token() -> String {
     token("test-admin", Role::Admin, &[], Duration::from_secs(3600))
 }
+
+/// True when `text` holds one of `values` as a whole token (split at characters other than letters,
+/// digits and `-`): finds an MRN inside an HL7 payload (`PID|1||MHA01-P7^^^MHA01^MR`) in time linear
+/// in the text, where a substring search per MRN would be quadratic over a whole table.
+pub fn contains_token(text: &str, values: &std::collections::BTreeSet<String>) -> bool {
+    values.contains(text)
+        || text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .any(|t| !t.is_empty() && values.contains(t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_found_inside_payloads() {
+        let mrns: std::collections::BTreeSet<String> = ["MHA01-P7".to_string()].into();
+        assert!(contains_token("PID|1||MHA01-P7^^^MHA01^MR", &mrns));
+        assert!(contains_token("MHA01-P7", &mrns));
+        assert!(!contains_token("MHA01-P77", &mrns));
+        assert!(!contains_token("3f2a9c0d1e4b5a6c", &mrns));
+    }
+}
