@@ -62,10 +62,12 @@ pub enum Command {
     Serve(crate::commands::serve::ServeArgs),
     /// Assemble the deployable Function App folder (host.json, function folders, this binary).
     Package(crate::commands::package::PackageArgs),
-    /// Benchmarks of the running handler.
+    /// Benchmarks: `bench pipeline` (raw files → Gold, per stage), `bench gold` (Gold refresh and
+    /// dashboard queries), `bench ingest` (the custom handler's AdtIngest).
     #[command(subcommand)]
     Bench(crate::http::bench::BenchCommand),
-    /// Benchmark the Gold refresh (full, incremental) and the dashboard's queries on simulated data.
+    /// Benchmark the Gold refresh (full, incremental) and the dashboard's queries on simulated data
+    /// (the same as `bench gold`).
     BenchGold(crate::commands::bench_gold::BenchArgs),
 }
 

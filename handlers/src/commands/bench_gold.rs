@@ -1,6 +1,6 @@
-//! `patientflow bench-gold`: times the Gold refresh (full and incremental) on a simulated network and the
-//! dashboard's queries over Gold (p50/p95), with the peak memory of each phase. The figures in
-//! docs/performance.md § Gold come from here.
+//! `patientflow bench gold` (also `bench-gold`): times the Gold refresh (full and incremental) on a
+//! simulated network and the dashboard's queries over Gold (p50/p95), with the peak memory of each
+//! phase. The figures in docs/performance.md § Gold come from here.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

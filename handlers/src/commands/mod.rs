@@ -2,6 +2,7 @@
 
 pub mod alerts;
 pub mod bench_gold;
+pub mod bench_pipeline;
 pub mod demo;
 pub mod generate;
 pub mod handler;

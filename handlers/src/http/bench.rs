@@ -18,6 +18,13 @@ use super::eventhub::{host_payload, EventMeta};
 /// What to benchmark.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Raw files → Bronze → Silver → Gold on a fresh lake from simulated data: wall time, CPU time,
+    /// peak RSS, rows and throughput per stage; optionally incremental windows on lakes of several sizes.
+    /// Uses its own lakes under --work (or a temporary folder), never --lake.
+    Pipeline(crate::commands::bench_pipeline::BenchPipelineArgs),
+    /// The Gold refresh (full, incremental) and the dashboard's queries on simulated data (also
+    /// available as `bench-gold`).
+    Gold(crate::commands::bench_gold::BenchArgs),
     /// AdtIngest throughput, latency, cold start and peak RSS of `patientflow handler`.
     Ingest(BenchIngestArgs),
 }
@@ -45,6 +52,8 @@ pub struct BenchIngestArgs {
 /// Runs a benchmark.
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<crate::Outcome> {
     match cmd {
+        BenchCommand::Pipeline(args) => crate::commands::bench_pipeline::run(args).await,
+        BenchCommand::Gold(args) => crate::commands::bench_gold::run(args).await,
         BenchCommand::Ingest(args) => ingest(args).await,
     }
 }
