@@ -283,12 +283,7 @@ async fn tile_reply(
     let line;
     match auth::query_as(state, identity, read_path, &sql, TILE_LIMITS).await {
         Ok(result) => {
-            let columns: Vec<Value> = result
-                .schema
-                .fields()
-                .iter()
-                .map(|f| json!({"name": f.name(), "type": f.data_type().to_string()}))
-                .collect();
+            let columns = super::serving::columns_json(&result);
             let rows = query::to_json_rows(&result).map_err(AppError::from_core)?;
             line = format!(
                 "Dashboard: tile {} {} rows in {} ms",

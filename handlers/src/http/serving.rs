@@ -148,12 +148,7 @@ pub async fn query(
         }
         r
     } else {
-        let columns: Vec<Value> = result
-            .schema
-            .fields()
-            .iter()
-            .map(|f| json!({"name": f.name(), "type": f.data_type().to_string()}))
-            .collect();
+        let columns = columns_json(&result);
         let data = query::to_json_rows(&result).map_err(AppError::from_core)?;
         HttpReply::json(
             200,
@@ -164,6 +159,16 @@ pub async fn query(
         )
     };
     Ok(Outcome::http(reply, line))
+}
+
+/// The result's columns as the JSON answers list them: `[{"name", "type"}]`.
+pub fn columns_json(result: &query::QueryResult) -> Value {
+    result
+        .schema
+        .fields()
+        .iter()
+        .map(|f| json!({"name": f.name(), "type": f.data_type().to_string()}))
+        .collect()
 }
 
 /// The table inventory, or why the lake cannot be read.
