@@ -11,6 +11,9 @@
 //! 5. patients — `silver_adt_events`, `silver_ehr_patients` → `silver_dim_patient` (SCD2, + quarantine);
 //! 6. the run's data-quality figures → `silver_dq_results`.
 //!
+//! Steps 2 and 3 run at the same time, then steps 4 and 5: each pair reads and writes disjoint tables
+//! (only the quarantine is shared; its commits take turns), so the two tasks use both cores.
+//!
 //! Quarantine rows are written before the output that carries the checkpoint, and are idempotent, so a
 //! crash between any two commits leaves the next run to redo exactly the unfinished part.
 
@@ -29,6 +32,9 @@ pub mod scd2;
 pub mod schema_evolution;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
 
 use serde_json::json;
 
@@ -141,59 +147,48 @@ pub async fn refresh(lake: &Lake, options: &RefreshOptions) -> Result<StageRepor
     quarantine::write(lake, reference_out.quarantine, &[], &run_id).await?;
     fault_after(lake, "reference")?;
 
-    let refdata = reference::load_reference(lake).await?;
-    let since = if options.full {
-        None
-    } else {
-        lake.checkpoint(ADT_EVENTS, bronze::ADT_MESSAGES).await?
-    };
-    if let Some(inc) = lake.increment(bronze::ADT_MESSAGES, since).await? {
-        if !inc.is_empty() || (options.full && inc.since.is_none()) {
-            let typed = events::type_increment(&inc, &refdata).await?;
-            figures.add_findings("adt", typed.rows_in, typed.events.len(), &typed.findings);
-            quarantine::write(lake, typed.quarantine, &[], &run_id).await?;
-            events::write_events(lake, &inc, &typed.events, &run_id, options.full).await?;
-        }
+    let refdata = Arc::new(reference::load_reference(lake).await?);
+    // Events and the EHR extracts read and write disjoint tables: type them concurrently (one task
+    // each, so a multi-threaded runtime puts them on separate cores). Their quarantine commits share
+    // one table and take turns on `quarantine_turn`.
+    let quarantine_turn = Arc::new(Mutex::new(()));
+    let events_task = tokio::spawn(refresh_events(
+        lake.clone(),
+        options.full,
+        refdata.clone(),
+        run_id.clone(),
+        quarantine_turn.clone(),
+    ));
+    let ehr_task = tokio::spawn(refresh_ehr(
+        lake.clone(),
+        options.full,
+        refdata,
+        run_id.clone(),
+        quarantine_turn.clone(),
+    ));
+    // Both tasks are awaited before any error is returned: no task outlives a failed refresh.
+    let (events_result, ehr_result) = (joined(events_task.await), joined(ehr_task.await));
+    for (source, rows_in, rows_out, findings) in events_result?.into_iter().chain(ehr_result?) {
+        figures.add_findings(source, rows_in, rows_out, &findings);
     }
     fault_after(lake, "events")?;
-
-    for (input, output) in [
-        (bronze::EHR_PATIENTS, EHR_PATIENTS),
-        (bronze::EHR_ENCOUNTERS, EHR_ENCOUNTERS),
-    ] {
-        let since = if options.full {
-            None
-        } else {
-            lake.checkpoint(output, input).await?
-        };
-        let Some(inc) = lake.increment(input, since).await? else {
-            continue;
-        };
-        if inc.is_empty() {
-            continue;
-        }
-        let mut out = ehr::EhrOutput::default();
-        let (source, rows) = if output == EHR_PATIENTS {
-            (
-                "ehr_patients",
-                ehr::patients(&inc, &refdata, &run_id, &mut out).await?,
-            )
-        } else {
-            (
-                "ehr_encounters",
-                ehr::encounters(&inc, &refdata, &run_id, &mut out).await?,
-            )
-        };
-        // Quarantine first, then the typed rows with the checkpoint: see the module comment.
-        quarantine::write(lake, std::mem::take(&mut out.quarantine), &[], &run_id).await?;
-        ehr::commit(lake, output, rows, &inc, options.full).await?;
-        figures.add_findings(source, out.rows_in, out.rows_out, &out.findings);
-    }
     fault_after(lake, "ehr")?;
 
-    let mut enc = encounters::refresh(lake, options.full, &run_id).await?;
-    // Re-evaluated encounters find their earlier late events again: count only the new findings.
-    let late = quarantine::write(lake, std::mem::take(&mut enc.late), &[], &run_id).await?;
+    // Encounters and the patient dimension both read Silver events and write disjoint tables.
+    let encounters_task = tokio::spawn(refresh_encounters(
+        lake.clone(),
+        options.full,
+        run_id.clone(),
+        quarantine_turn.clone(),
+    ));
+    let patients_task = tokio::spawn(refresh_patients(
+        lake.clone(),
+        options.full,
+        run_id.clone(),
+        quarantine_turn,
+    ));
+    let (enc_result, pat_result) = (joined(encounters_task.await), joined(patients_task.await));
+    let (enc, late) = enc_result?;
     if late > 0 {
         figures.add_findings(
             "adt",
@@ -208,7 +203,7 @@ pub async fn refresh(lake: &Lake, options: &RefreshOptions) -> Result<StageRepor
     );
     fault_after(lake, "encounters")?;
 
-    let pat = patients::refresh(lake, options.full).await?;
+    let (pat, withdrawn) = pat_result?;
     figures.add_findings(
         "patients",
         pat.versions,
@@ -218,17 +213,6 @@ pub async fn refresh(lake: &Lake, options: &RefreshOptions) -> Result<StageRepor
             m
         }),
     );
-    // Write the new verdicts first, then withdraw the ones they replace: a crash in between leaves
-    // a stale finding for the next run to withdraw, never a missing one.
-    quarantine::write(lake, pat.quarantine.clone(), &[], &run_id).await?;
-    let withdrawn = quarantine::withdraw_stale(
-        lake,
-        &dq::rules::PAT_IDENTITY_CONFLICT,
-        &pat.rejudged,
-        pat.rejudged_all,
-        &pat.quarantine,
-    )
-    .await?;
     figures.details.insert(
         "patients".into(),
         json!({"rebuilt": pat.patients, "versions": pat.versions, "identity_findings_withdrawn": withdrawn}),
@@ -258,4 +242,131 @@ pub async fn refresh(lake: &Lake, options: &RefreshOptions) -> Result<StageRepor
         error: None,
         details: figures.to_json(),
     })
+}
+
+/// Figures of one source of a refresh: `(source, rows in, rows out, findings per rule)`.
+type SourceFigures = (&'static str, usize, usize, BTreeMap<&'static str, usize>);
+
+/// The result of a spawned step, with a panic or cancellation turned into an error.
+fn joined<T>(result: std::result::Result<Result<T>, tokio::task::JoinError>) -> Result<T> {
+    result.map_err(|e| crate::Error::Storage(format!("a Silver step stopped: {e}")))?
+}
+
+/// Step 2: `bronze_adt_messages` → `silver_adt_events` (+ quarantine).
+async fn refresh_events(
+    lake: Lake,
+    full: bool,
+    refdata: Arc<adt_events::ReferenceData>,
+    run_id: String,
+    quarantine_turn: Arc<Mutex<()>>,
+) -> Result<Vec<SourceFigures>> {
+    let since = if full {
+        None
+    } else {
+        lake.checkpoint(ADT_EVENTS, bronze::ADT_MESSAGES).await?
+    };
+    let Some(inc) = lake.increment(bronze::ADT_MESSAGES, since).await? else {
+        return Ok(Vec::new());
+    };
+    if inc.is_empty() && !(full && inc.since.is_none()) {
+        return Ok(Vec::new());
+    }
+    let typed = events::type_increment(&inc, &refdata).await?;
+    let figures = vec![(
+        "adt",
+        typed.rows_in,
+        typed.events.len(),
+        typed.findings.clone(),
+    )];
+    {
+        let _turn = quarantine_turn.lock().await;
+        quarantine::write(&lake, typed.quarantine, &[], &run_id).await?;
+    }
+    events::write_events(&lake, &inc, &typed.events, &run_id, full).await?;
+    Ok(figures)
+}
+
+/// Step 3: the EHR extracts → `silver_ehr_patients`, `silver_ehr_encounters` (+ quarantine).
+async fn refresh_ehr(
+    lake: Lake,
+    full: bool,
+    refdata: Arc<adt_events::ReferenceData>,
+    run_id: String,
+    quarantine_turn: Arc<Mutex<()>>,
+) -> Result<Vec<SourceFigures>> {
+    let mut figures = Vec::new();
+    for (input, output) in [
+        (bronze::EHR_PATIENTS, EHR_PATIENTS),
+        (bronze::EHR_ENCOUNTERS, EHR_ENCOUNTERS),
+    ] {
+        let since = if full {
+            None
+        } else {
+            lake.checkpoint(output, input).await?
+        };
+        let Some(inc) = lake.increment(input, since).await? else {
+            continue;
+        };
+        if inc.is_empty() {
+            continue;
+        }
+        let mut out = ehr::EhrOutput::default();
+        let (source, rows) = if output == EHR_PATIENTS {
+            (
+                "ehr_patients",
+                ehr::patients(&inc, &refdata, &run_id, &mut out).await?,
+            )
+        } else {
+            (
+                "ehr_encounters",
+                ehr::encounters(&inc, &refdata, &run_id, &mut out).await?,
+            )
+        };
+        // Quarantine first, then the typed rows with the checkpoint: see the module comment.
+        {
+            let _turn = quarantine_turn.lock().await;
+            quarantine::write(&lake, std::mem::take(&mut out.quarantine), &[], &run_id).await?;
+        }
+        ehr::commit(&lake, output, rows, &inc, full).await?;
+        figures.push((source, out.rows_in, out.rows_out, out.findings));
+    }
+    Ok(figures)
+}
+
+/// Step 4: encounters and stays, then their late-event findings. Returns the output and how many
+/// late-event findings are new (re-evaluated encounters find their earlier ones again).
+async fn refresh_encounters(
+    lake: Lake,
+    full: bool,
+    run_id: String,
+    quarantine_turn: Arc<Mutex<()>>,
+) -> Result<(encounters::EncounterOutput, usize)> {
+    let mut enc = encounters::refresh(&lake, full, &run_id).await?;
+    let _turn = quarantine_turn.lock().await;
+    let late = quarantine::write(&lake, std::mem::take(&mut enc.late), &[], &run_id).await?;
+    Ok((enc, late))
+}
+
+/// Step 5: the patient dimension, then its identity verdicts. Returns the output and how many earlier
+/// findings were withdrawn.
+async fn refresh_patients(
+    lake: Lake,
+    full: bool,
+    run_id: String,
+    quarantine_turn: Arc<Mutex<()>>,
+) -> Result<(patients::PatientOutput, usize)> {
+    let pat = patients::refresh(&lake, full).await?;
+    let _turn = quarantine_turn.lock().await;
+    // Write the new verdicts first, then withdraw the ones they replace: a crash in between leaves
+    // a stale finding for the next run to withdraw, never a missing one.
+    quarantine::write(&lake, pat.quarantine.clone(), &[], &run_id).await?;
+    let withdrawn = quarantine::withdraw_stale(
+        &lake,
+        &dq::rules::PAT_IDENTITY_CONFLICT,
+        &pat.rejudged,
+        pat.rejudged_all,
+        &pat.quarantine,
+    )
+    .await?;
+    Ok((pat, withdrawn))
 }
