@@ -34,9 +34,8 @@ pub mod schema_evolution;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use tokio::sync::Mutex;
-
 use serde_json::json;
+use tokio::sync::Mutex;
 
 use crate::bronze;
 use crate::pipeline::{RefreshOptions, StageReport};
@@ -150,22 +149,15 @@ pub async fn refresh(lake: &Lake, options: &RefreshOptions) -> Result<StageRepor
     let refdata = Arc::new(reference::load_reference(lake).await?);
     // Events and the EHR extracts read and write disjoint tables: type them concurrently (one task
     // each, so a multi-threaded runtime puts them on separate cores). Their quarantine commits share
-    // one table and take turns on `quarantine_turn`.
-    let quarantine_turn = Arc::new(Mutex::new(()));
-    let events_task = tokio::spawn(refresh_events(
-        lake.clone(),
-        options.full,
-        refdata.clone(),
-        run_id.clone(),
-        quarantine_turn.clone(),
-    ));
-    let ehr_task = tokio::spawn(refresh_ehr(
-        lake.clone(),
-        options.full,
-        refdata,
-        run_id.clone(),
-        quarantine_turn.clone(),
-    ));
+    // one table and take turns (`StepRun::quarantine`).
+    let step = StepRun {
+        lake: lake.clone(),
+        full: options.full,
+        run_id: run_id.clone(),
+        quarantine_turn: Arc::new(Mutex::new(())),
+    };
+    let events_task = tokio::spawn(refresh_events(step.clone(), refdata.clone()));
+    let ehr_task = tokio::spawn(refresh_ehr(step.clone(), refdata));
     // Both tasks are awaited before any error is returned: no task outlives a failed refresh.
     let (events_result, ehr_result) = (joined(events_task.await), joined(ehr_task.await));
     for (source, rows_in, rows_out, findings) in events_result?.into_iter().chain(ehr_result?) {
@@ -175,18 +167,8 @@ pub async fn refresh(lake: &Lake, options: &RefreshOptions) -> Result<StageRepor
     fault_after(lake, "ehr")?;
 
     // Encounters and the patient dimension both read Silver events and write disjoint tables.
-    let encounters_task = tokio::spawn(refresh_encounters(
-        lake.clone(),
-        options.full,
-        run_id.clone(),
-        quarantine_turn.clone(),
-    ));
-    let patients_task = tokio::spawn(refresh_patients(
-        lake.clone(),
-        options.full,
-        run_id.clone(),
-        quarantine_turn,
-    ));
+    let encounters_task = tokio::spawn(refresh_encounters(step.clone()));
+    let patients_task = tokio::spawn(refresh_patients(step));
     let (enc_result, pat_result) = (joined(encounters_task.await), joined(patients_task.await));
     let (enc, late) = enc_result?;
     if late > 0 {
@@ -252,59 +234,63 @@ fn joined<T>(result: std::result::Result<Result<T>, tokio::task::JoinError>) -> 
     result.map_err(|e| crate::Error::Storage(format!("a Silver step stopped: {e}")))?
 }
 
-/// Step 2: `bronze_adt_messages` → `silver_adt_events` (+ quarantine).
-async fn refresh_events(
+/// What the concurrently running steps of one refresh share.
+#[derive(Clone)]
+struct StepRun {
     lake: Lake,
     full: bool,
-    refdata: Arc<adt_events::ReferenceData>,
     run_id: String,
+    /// Held for each quarantine commit: the steps' commits to that one table take turns.
     quarantine_turn: Arc<Mutex<()>>,
+}
+
+impl StepRun {
+    /// What `output` last consumed of `input`; none on a full refresh (start from the beginning).
+    async fn since(&self, output: TableRef, input: TableRef) -> Result<Option<i64>> {
+        if self.full {
+            return Ok(None);
+        }
+        self.lake.checkpoint(output, input).await
+    }
+
+    /// Writes quarantine rows in turn with the other steps. Returns the rows written.
+    async fn quarantine(&self, rows: Vec<quarantine::QuarantineRow>) -> Result<usize> {
+        let _turn = self.quarantine_turn.lock().await;
+        quarantine::write(&self.lake, rows, &[], &self.run_id).await
+    }
+}
+
+/// Step 2: `bronze_adt_messages` → `silver_adt_events` (+ quarantine).
+async fn refresh_events(
+    step: StepRun,
+    refdata: Arc<adt_events::ReferenceData>,
 ) -> Result<Vec<SourceFigures>> {
-    let since = if full {
-        None
-    } else {
-        lake.checkpoint(ADT_EVENTS, bronze::ADT_MESSAGES).await?
-    };
-    let Some(inc) = lake.increment(bronze::ADT_MESSAGES, since).await? else {
+    let since = step.since(ADT_EVENTS, bronze::ADT_MESSAGES).await?;
+    let Some(inc) = step.lake.increment(bronze::ADT_MESSAGES, since).await? else {
         return Ok(Vec::new());
     };
-    if inc.is_empty() && !(full && inc.since.is_none()) {
+    if inc.is_empty() && !(step.full && inc.since.is_none()) {
         return Ok(Vec::new());
     }
     let typed = events::type_increment(&inc, &refdata).await?;
-    let figures = vec![(
-        "adt",
-        typed.rows_in,
-        typed.events.len(),
-        typed.findings.clone(),
-    )];
-    {
-        let _turn = quarantine_turn.lock().await;
-        quarantine::write(&lake, typed.quarantine, &[], &run_id).await?;
-    }
-    events::write_events(&lake, &inc, &typed.events, &run_id, full).await?;
-    Ok(figures)
+    let (rows_in, rows_out) = (typed.rows_in, typed.events.len());
+    step.quarantine(typed.quarantine).await?;
+    events::write_events(&step.lake, &inc, &typed.events, &step.run_id, step.full).await?;
+    Ok(vec![("adt", rows_in, rows_out, typed.findings)])
 }
 
 /// Step 3: the EHR extracts → `silver_ehr_patients`, `silver_ehr_encounters` (+ quarantine).
 async fn refresh_ehr(
-    lake: Lake,
-    full: bool,
+    step: StepRun,
     refdata: Arc<adt_events::ReferenceData>,
-    run_id: String,
-    quarantine_turn: Arc<Mutex<()>>,
 ) -> Result<Vec<SourceFigures>> {
     let mut figures = Vec::new();
     for (input, output) in [
         (bronze::EHR_PATIENTS, EHR_PATIENTS),
         (bronze::EHR_ENCOUNTERS, EHR_ENCOUNTERS),
     ] {
-        let since = if full {
-            None
-        } else {
-            lake.checkpoint(output, input).await?
-        };
-        let Some(inc) = lake.increment(input, since).await? else {
+        let since = step.since(output, input).await?;
+        let Some(inc) = step.lake.increment(input, since).await? else {
             continue;
         };
         if inc.is_empty() {
@@ -314,20 +300,17 @@ async fn refresh_ehr(
         let (source, rows) = if output == EHR_PATIENTS {
             (
                 "ehr_patients",
-                ehr::patients(&inc, &refdata, &run_id, &mut out).await?,
+                ehr::patients(&inc, &refdata, &step.run_id, &mut out).await?,
             )
         } else {
             (
                 "ehr_encounters",
-                ehr::encounters(&inc, &refdata, &run_id, &mut out).await?,
+                ehr::encounters(&inc, &refdata, &step.run_id, &mut out).await?,
             )
         };
         // Quarantine first, then the typed rows with the checkpoint: see the module comment.
-        {
-            let _turn = quarantine_turn.lock().await;
-            quarantine::write(&lake, std::mem::take(&mut out.quarantine), &[], &run_id).await?;
-        }
-        ehr::commit(&lake, output, rows, &inc, full).await?;
+        step.quarantine(std::mem::take(&mut out.quarantine)).await?;
+        ehr::commit(&step.lake, output, rows, &inc, step.full).await?;
         figures.push((source, out.rows_in, out.rows_out, out.findings));
     }
     Ok(figures)
@@ -335,33 +318,22 @@ async fn refresh_ehr(
 
 /// Step 4: encounters and stays, then their late-event findings. Returns the output and how many
 /// late-event findings are new (re-evaluated encounters find their earlier ones again).
-async fn refresh_encounters(
-    lake: Lake,
-    full: bool,
-    run_id: String,
-    quarantine_turn: Arc<Mutex<()>>,
-) -> Result<(encounters::EncounterOutput, usize)> {
-    let mut enc = encounters::refresh(&lake, full, &run_id).await?;
-    let _turn = quarantine_turn.lock().await;
-    let late = quarantine::write(&lake, std::mem::take(&mut enc.late), &[], &run_id).await?;
+async fn refresh_encounters(step: StepRun) -> Result<(encounters::EncounterOutput, usize)> {
+    let mut enc = encounters::refresh(&step.lake, step.full, &step.run_id).await?;
+    let late = step.quarantine(std::mem::take(&mut enc.late)).await?;
     Ok((enc, late))
 }
 
 /// Step 5: the patient dimension, then its identity verdicts. Returns the output and how many earlier
 /// findings were withdrawn.
-async fn refresh_patients(
-    lake: Lake,
-    full: bool,
-    run_id: String,
-    quarantine_turn: Arc<Mutex<()>>,
-) -> Result<(patients::PatientOutput, usize)> {
-    let pat = patients::refresh(&lake, full).await?;
-    let _turn = quarantine_turn.lock().await;
-    // Write the new verdicts first, then withdraw the ones they replace: a crash in between leaves
-    // a stale finding for the next run to withdraw, never a missing one.
-    quarantine::write(&lake, pat.quarantine.clone(), &[], &run_id).await?;
+async fn refresh_patients(step: StepRun) -> Result<(patients::PatientOutput, usize)> {
+    let pat = patients::refresh(&step.lake, step.full).await?;
+    // Both commits in one turn. Write the new verdicts first, then withdraw the ones they replace: a
+    // crash in between leaves a stale finding for the next run to withdraw, never a missing one.
+    let _turn = step.quarantine_turn.lock().await;
+    quarantine::write(&step.lake, pat.quarantine.clone(), &[], &step.run_id).await?;
     let withdrawn = quarantine::withdraw_stale(
-        &lake,
+        &step.lake,
         &dq::rules::PAT_IDENTITY_CONFLICT,
         &pat.rejudged,
         pat.rejudged_all,
