@@ -235,3 +235,42 @@ mod tests {
         );
     }
 }
+
+/// Wall time of the named steps of one run, in the order they ran, for the run's details (the
+/// operations runbook reads them to see where a slow refresh spent its time).
+#[derive(Debug)]
+pub struct StepClock {
+    last: std::time::Instant,
+    steps: Vec<(&'static str, f64)>,
+}
+
+impl Default for StepClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StepClock {
+    /// Starts timing the first step.
+    pub fn new() -> Self {
+        Self {
+            last: std::time::Instant::now(),
+            steps: Vec::new(),
+        }
+    }
+
+    /// Ends the running step under `name` and starts the next one.
+    pub fn lap(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        self.steps.push((name, (now - self.last).as_secs_f64()));
+        self.last = now;
+    }
+
+    /// The steps in order, as `[{"step": …, "seconds": …}]` (seconds rounded to the millisecond).
+    pub fn to_json(&self) -> serde_json::Value {
+        self.steps
+            .iter()
+            .map(|(n, s)| serde_json::json!({"step": n, "seconds": (s * 1000.0).round() / 1000.0}))
+            .collect()
+    }
+}

@@ -33,6 +33,7 @@ pub mod schema_evolution;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -134,6 +135,8 @@ pub async fn refresh(lake: &Lake, options: &RefreshOptions) -> Result<StageRepor
     let run_id = bronze::new_run_id("silver");
     let started_at = chrono::Utc::now();
     let mut figures = report::RunFigures::default();
+    let mut seconds: Vec<(&'static str, f64)> = Vec::new();
+    let started = Instant::now();
 
     let mut reference_out = reference::ReferenceOutput::default();
     reference::refresh(lake, options.full, &mut reference_out).await?;
@@ -147,6 +150,7 @@ pub async fn refresh(lake: &Lake, options: &RefreshOptions) -> Result<StageRepor
     fault_after(lake, "reference")?;
 
     let refdata = Arc::new(reference::load_reference(lake).await?);
+    seconds.push(("reference", started.elapsed().as_secs_f64()));
     // Events and the EHR extracts read and write disjoint tables: type them concurrently (one task
     // each, so a multi-threaded runtime puts them on separate cores). Their quarantine commits share
     // one table and take turns (`StepRun::quarantine`).
@@ -156,10 +160,13 @@ pub async fn refresh(lake: &Lake, options: &RefreshOptions) -> Result<StageRepor
         run_id: run_id.clone(),
         quarantine_turn: Arc::new(Mutex::new(())),
     };
-    let events_task = tokio::spawn(refresh_events(step.clone(), refdata.clone()));
-    let ehr_task = tokio::spawn(refresh_ehr(step.clone(), refdata));
+    let events_task = tokio::spawn(timed(refresh_events(step.clone(), refdata.clone())));
+    let ehr_task = tokio::spawn(timed(refresh_ehr(step.clone(), refdata)));
     // Both tasks are awaited before any error is returned: no task outlives a failed refresh.
-    let (events_result, ehr_result) = (joined(events_task.await), joined(ehr_task.await));
+    let (events_result, ehr_result) = (
+        joined(events_task.await, "events", &mut seconds),
+        joined(ehr_task.await, "ehr", &mut seconds),
+    );
     for (source, rows_in, rows_out, findings) in events_result?.into_iter().chain(ehr_result?) {
         figures.add_findings(source, rows_in, rows_out, &findings);
     }
@@ -167,9 +174,12 @@ pub async fn refresh(lake: &Lake, options: &RefreshOptions) -> Result<StageRepor
     fault_after(lake, "ehr")?;
 
     // Encounters and the patient dimension both read Silver events and write disjoint tables.
-    let encounters_task = tokio::spawn(refresh_encounters(step.clone()));
-    let patients_task = tokio::spawn(refresh_patients(step));
-    let (enc_result, pat_result) = (joined(encounters_task.await), joined(patients_task.await));
+    let encounters_task = tokio::spawn(timed(refresh_encounters(step.clone())));
+    let patients_task = tokio::spawn(timed(refresh_patients(step)));
+    let (enc_result, pat_result) = (
+        joined(encounters_task.await, "encounters", &mut seconds),
+        joined(patients_task.await, "patients", &mut seconds),
+    );
     let (enc, late) = enc_result?;
     if late > 0 {
         figures.add_findings(
@@ -201,7 +211,9 @@ pub async fn refresh(lake: &Lake, options: &RefreshOptions) -> Result<StageRepor
     );
     fault_after(lake, "patients")?;
 
+    let dq_started = Instant::now();
     let wrote_dq = report::write_results(lake, &run_id, started_at, &figures).await?;
+    seconds.push(("dq_results", dq_started.elapsed().as_secs_f64()));
     fault_after(lake, "dq_results")?;
 
     let finished_at = chrono::Utc::now();
@@ -222,16 +234,46 @@ pub async fn refresh(lake: &Lake, options: &RefreshOptions) -> Result<StageRepor
         rows_out: figures.rows_out() as u64,
         rows_quarantined: figures.quarantined() as u64,
         error: None,
-        details: figures.to_json(),
+        details: with_step_seconds(figures.to_json(), &seconds),
     })
 }
 
 /// Figures of one source of a refresh: `(source, rows in, rows out, findings per rule)`.
 type SourceFigures = (&'static str, usize, usize, BTreeMap<&'static str, usize>);
 
-/// The result of a spawned step, with a panic or cancellation turned into an error.
-fn joined<T>(result: std::result::Result<Result<T>, tokio::task::JoinError>) -> Result<T> {
-    result.map_err(|e| crate::Error::Storage(format!("a Silver step stopped: {e}")))?
+/// Runs a step and measures its wall time (steps of a pair overlap, so their times are measured
+/// each on its own).
+async fn timed<T>(step: impl std::future::Future<Output = T>) -> (T, f64) {
+    let started = Instant::now();
+    let out = step.await;
+    (out, started.elapsed().as_secs_f64())
+}
+
+/// The result of a spawned, timed step, with a panic or cancellation turned into an error; its wall
+/// time is added to `seconds` under `name`.
+fn joined<T>(
+    result: std::result::Result<(Result<T>, f64), tokio::task::JoinError>,
+    name: &'static str,
+    seconds: &mut Vec<(&'static str, f64)>,
+) -> Result<T> {
+    let (out, secs) =
+        result.map_err(|e| crate::Error::Storage(format!("a Silver step stopped: {e}")))?;
+    seconds.push((name, secs));
+    out
+}
+
+/// The run's details with `step_seconds`: every step's wall time, in the order the steps started.
+fn with_step_seconds(mut details: serde_json::Value, seconds: &[(&str, f64)]) -> serde_json::Value {
+    if let Some(map) = details.as_object_mut() {
+        map.insert(
+            "step_seconds".into(),
+            seconds
+                .iter()
+                .map(|(n, s)| json!({"step": n, "seconds": (s * 1000.0).round() / 1000.0}))
+                .collect(),
+        );
+    }
+    details
 }
 
 /// What the concurrently running steps of one refresh share.
@@ -327,7 +369,7 @@ async fn refresh_encounters(step: StepRun) -> Result<(encounters::EncounterOutpu
 /// Step 5: the patient dimension, then its identity verdicts. Returns the output and how many earlier
 /// findings were withdrawn.
 async fn refresh_patients(step: StepRun) -> Result<(patients::PatientOutput, usize)> {
-    let pat = patients::refresh(&step.lake, step.full).await?;
+    let pat = patients::refresh(&step.lake, step.full, &step.run_id).await?;
     // Both commits in one turn. Write the new verdicts first, then withdraw the ones they replace: a
     // crash in between leaves a stale finding for the next run to withdraw, never a missing one.
     let _turn = step.quarantine_turn.lock().await;
