@@ -3,8 +3,11 @@
 //! - **encounters** — every Silver encounter row carries the `silver_run_id` of the run that last rebuilt
 //!   it, and `fact_encounter` keeps the id it was built from: an encounter is touched when it is new,
 //!   gone, or its run id differs (an anti-join on two narrow columns);
-//! - **patients, departments, hospitals** — the Silver dimension and its Gold copy are compared row by
-//!   row (`EXCEPT` both ways on every column); a changed patient touches all of its encounters.
+//! - **patients** — every Silver patient version carries the `silver_run_id` of the run that last wrote
+//!   it, and `dim_patient` copies it: a patient changed when one of its versions is new, gone, or its run
+//!   id differs (an anti-join on three narrow columns); a changed patient touches all of its encounters;
+//! - **departments, hospitals** — the Silver dimension and its Gold copy are compared row by row
+//!   (`EXCEPT` both ways on every column).
 //!
 //! Content comparison makes the refresh self-healing: if a run stops between two commits, the next one
 //! finds the same differences and redoes exactly that work. (Silver's `replace_where` rewrites whole
@@ -33,6 +36,39 @@ pub async fn touched_encounters(
     let mut out = BTreeSet::new();
     for b in lake.sql(&[silver, gold], &sql).await? {
         out.extend(strings(&b, "encounter_key")?.into_iter().flatten());
+    }
+    Ok(out)
+}
+
+/// Patients with a version that is new, gone, or written by another Silver run than the one
+/// `dim_patient` copied. A table written before the run id existed reads it as null on that side.
+pub async fn changed_patients(
+    lake: &Lake,
+    silver: TableRef,
+    gold: TableRef,
+) -> Result<BTreeSet<String>> {
+    let run = |cols: &[String]| {
+        if cols.iter().any(|c| c == "silver_run_id") {
+            "silver_run_id"
+        } else {
+            "CAST(NULL AS VARCHAR) AS silver_run_id"
+        }
+    };
+    let (rs, rg) = (
+        run(&columns(lake, silver).await?),
+        run(&columns(lake, gold).await?),
+    );
+    let (s, g) = (silver.sql_name(), gold.sql_name());
+    let sql = format!(
+        "WITH s AS (SELECT patient_key, patient_sk, {rs} FROM {s}), g AS (SELECT patient_key, patient_sk, {rg} FROM {g}) \
+         SELECT s.patient_key FROM s LEFT JOIN g ON s.patient_sk = g.patient_sk AND s.patient_key = g.patient_key \
+         WHERE g.patient_key IS NULL OR (s.silver_run_id IS DISTINCT FROM g.silver_run_id) \
+         UNION SELECT g.patient_key FROM g LEFT JOIN s ON s.patient_sk = g.patient_sk AND s.patient_key = g.patient_key \
+         WHERE s.patient_key IS NULL"
+    );
+    let mut out = BTreeSet::new();
+    for b in lake.sql(&[silver, gold], &sql).await? {
+        out.extend(strings(&b, "patient_key")?.into_iter().flatten());
     }
     Ok(out)
 }

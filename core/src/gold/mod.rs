@@ -37,6 +37,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::bronze;
+use crate::ops::metrics::StepClock;
 use crate::pipeline::{RefreshOptions, StageReport};
 use crate::silver;
 use crate::storage::columns::{strings, timestamps};
@@ -115,6 +116,7 @@ pub async fn refresh_as_of(
 ) -> Result<StageReport> {
     let run_id = bronze::new_run_id("gold");
     let started_at = Utc::now();
+    let mut clock = StepClock::new();
     let report =
         |status: &str, details: serde_json::Value, rows_in: u64, rows_out: u64| StageReport {
             stage: "gold".into(),
@@ -175,9 +177,11 @@ pub async fn refresh_as_of(
         ));
     }
 
+    clock.lap("plan_inputs");
     let hospitals = model::load_hospitals(lake).await?;
     let departments = model::load_departments(lake).await?;
     let (codes, first_hour) = census_layout(lake, &departments).await?;
+    clock.lap("plan_layout");
 
     let mut plan = Plan::default();
     let mut full = options.full
@@ -210,6 +214,7 @@ pub async fn refresh_as_of(
             }
         }
     }
+    clock.lap("plan_reference_changes");
     let coverage = if full {
         BTreeMap::new()
     } else {
@@ -221,9 +226,10 @@ pub async fn refresh_as_of(
             full = true;
         }
     }
+    clock.lap("plan_coverage");
     if !full {
-        let changed =
-            changes::changed_keys(lake, silver::DIM_PATIENT, DIM_PATIENT, "patient_key").await?;
+        let changed = changes::changed_patients(lake, silver::DIM_PATIENT, DIM_PATIENT).await?;
+        clock.lap("plan_changed_patients");
         let mut touched =
             changes::touched_encounters(lake, silver::ENCOUNTERS, FACT_ENCOUNTER).await?;
         touched.extend(
@@ -238,6 +244,7 @@ pub async fn refresh_as_of(
         }
     }
     plan.full = full;
+    clock.lap("plan_touched_encounters");
 
     let mut written: BTreeMap<String, usize> = BTreeMap::new();
     let (windows, rows_in) = if full {
@@ -264,9 +271,16 @@ pub async fn refresh_as_of(
             now_hour,
             &markers,
             &mut written,
+            &mut clock,
         )
         .await?
     };
+
+    clock.lap(if full {
+        "facts_and_census"
+    } else {
+        "write_dim_patient"
+    });
 
     // Small dimensions: rewritten whole every run.
     let batch = dims::hospital_batch(&hospitals)?;
@@ -292,10 +306,13 @@ pub async fn refresh_as_of(
     write::overwrite(lake, DIM_DATE, vec![batch], &[], &markers).await?;
     write::overwrite(lake, DIM_TIME, vec![dims::time_batch()?], &[], &markers).await?;
 
+    clock.lap("dimensions");
     let inputs = kpis::load(lake, as_of, hospitals, departments).await?;
+    clock.lap("kpi_inputs");
     for (t, n) in kpis::refresh(lake, &inputs, &markers).await? {
         written.insert(t.sql_name(), n);
     }
+    clock.lap("kpi_tables");
 
     let rows_out = written.values().map(|n| *n as u64).sum();
     let details = json!({
@@ -306,6 +323,7 @@ pub async fn refresh_as_of(
         "changed_patients": plan.changed_patients.len(),
         "census_windows": windows,
         "rows_written": written,
+        "step_seconds": clock.to_json(),
         "silver_versions": versions.iter().map(|(t, v)| (t.sql_name(), *v)).collect::<BTreeMap<_, _>>(),
     });
     Ok(report("succeeded", details, rows_in, rows_out))
@@ -606,6 +624,7 @@ async fn build_incremental(
     now_hour: i64,
     markers: &[CommitMarker],
     written: &mut BTreeMap<String, usize>,
+    clock: &mut StepClock,
 ) -> Result<(serde_json::Value, u64)> {
     let touched = &plan.touched;
     let encounters = model::load_encounters(lake, Some(touched)).await?;
@@ -629,6 +648,7 @@ async fn build_incremental(
         enc_facts.push(ef);
         stay_facts.extend(sf);
     }
+    clock.lap("touched_facts");
 
     // Hours to recompute, per hospital.
     let mut windows: BTreeMap<String, Vec<Window>> = BTreeMap::new();
@@ -703,6 +723,7 @@ async fn build_incremental(
     }
     let windows: BTreeMap<String, Vec<Window>> =
         windows.into_iter().map(|(h, ws)| (h, merge(ws))).collect();
+    clock.lap("census_windows");
 
     // Census of those windows, from every stay overlapping them: Gold's stays of untouched encounters
     // and the new stays of the touched ones.
@@ -758,6 +779,7 @@ async fn build_incremental(
             ));
         }
     }
+    clock.lap("census_rows");
     if !predicates.is_empty() {
         written.insert(FACT_CENSUS_HOURLY.sql_name(), rows.len());
         write::replace(
@@ -770,6 +792,7 @@ async fn build_incremental(
         .await?;
     }
 
+    clock.lap("write_census");
     if !touched.is_empty() {
         let hospitals_touched: BTreeSet<String> = touched
             .iter()
@@ -799,6 +822,7 @@ async fn build_incremental(
         )
         .await?;
     }
+    clock.lap("write_facts");
     if !plan.changed_patients.is_empty() {
         let batches = dims::patient_batches(lake, Some(&plan.changed_patients)).await?;
         let n: usize = batches.iter().map(|b| b.num_rows()).sum();

@@ -48,7 +48,7 @@ pub(super) const CORE: [&str; 8] = [
 ];
 
 /// Columns of the dimension that are not attributes; an attribute by one of these names stays out.
-const RESERVED: [&str; 10] = [
+const RESERVED: [&str; 11] = [
     "patient_sk",
     "patient_key",
     "hospital_id",
@@ -58,6 +58,7 @@ const RESERVED: [&str; 10] = [
     "is_current",
     "status",
     "started_by",
+    "silver_run_id",
     schema_evolution::RESCUED_COLUMN,
 ];
 
@@ -81,7 +82,7 @@ pub struct PatientOutput {
 }
 
 /// Rebuilds the dimension rows of the patients touched since the step's checkpoints.
-pub async fn refresh(lake: &Lake, full: bool) -> Result<PatientOutput> {
+pub async fn refresh(lake: &Lake, full: bool, run_id: &str) -> Result<PatientOutput> {
     let mut out = PatientOutput::default();
     let since_adt = if full {
         None
@@ -231,6 +232,8 @@ pub async fn refresh(lake: &Lake, full: bool) -> Result<PatientOutput> {
             cells.push(("is_current", Cell::Bool(Some(v.is_current()))));
             cells.push(("status", Cell::str(Some(v.status()))));
             cells.push(("started_by", Cell::str(Some(v.started_by.clone()))));
+            // Which run last wrote the patient: Gold finds the patients to redo by it.
+            cells.push(("silver_run_id", Cell::str(Some(run_id))));
             if keep_rescued_column || !rescued.is_empty() {
                 cells.push((
                     schema_evolution::RESCUED_COLUMN,
@@ -460,6 +463,7 @@ fn empty_schema() -> deltalake::arrow::datatypes::Schema {
         Field::new("is_current", DataType::Boolean, true),
         s("status"),
         s("started_by"),
+        s("silver_run_id"),
     ])
 }
 
