@@ -14,7 +14,7 @@ use deltalake::kernel::Transaction;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 
-use crate::storage::{CommitMarker, Lake, TableRef};
+use crate::storage::{target_file_size, CommitMarker, Lake, TableRef};
 use crate::{Error, Result};
 
 /// Columns of one batch, added in order.
@@ -152,6 +152,7 @@ pub async fn overwrite(
         .with_save_mode(SaveMode::Overwrite)
         .with_schema_mode(SchemaMode::Overwrite)
         .with_partition_columns(partitions.iter().map(|p| p.to_string()))
+        .with_target_file_size(target_file_size())
         .with_commit_properties(props(markers))
         .await
         .map_err(|e| Error::delta(table.sql_name(), e))?;
@@ -181,6 +182,7 @@ pub async fn replace(
         .with_save_mode(SaveMode::Overwrite)
         .with_replace_where(predicate.to_string())
         .with_schema_mode(SchemaMode::Merge)
+        .with_target_file_size(target_file_size())
         .with_commit_properties(props(markers))
         .await
         .map_err(|e| Error::delta(table.sql_name(), e))?;

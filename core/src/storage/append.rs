@@ -23,6 +23,16 @@ pub struct CommitMarker {
     pub version: i64,
 }
 
+/// Target size of the data files a rewrite writes. Rows are written in key order, so with files this
+/// small a later rewrite of a few keys finds them by the files' min/max statistics and rewrites a few
+/// small files instead of the whole table (Silver encounters, stays and patients; Gold facts).
+pub const TARGET_FILE_BYTES: u64 = 2 * 1024 * 1024;
+
+/// [`TARGET_FILE_BYTES`] as the writer takes it.
+pub fn target_file_size() -> Option<std::num::NonZeroU64> {
+    std::num::NonZeroU64::new(TARGET_FILE_BYTES)
+}
+
 impl Lake {
     /// Appends `batches` to `table` in one commit, adding new columns as they appear (schema merge) and
     /// recording `markers`. Returns the new table version, or the current one when there was nothing to
@@ -152,6 +162,7 @@ impl Lake {
         let mut write = delta
             .write(batches)
             .with_save_mode(SaveMode::Overwrite)
+            .with_target_file_size(target_file_size())
             .with_commit_properties(props);
         write = match predicate {
             Some(p) => write

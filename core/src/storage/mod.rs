@@ -22,7 +22,7 @@ use url::Url;
 
 use crate::{Error, Result};
 
-pub use append::CommitMarker;
+pub use append::{target_file_size, CommitMarker, TARGET_FILE_BYTES};
 pub use azure::AzureTarget;
 pub use incremental::{checkpoint_id, Increment};
 
