@@ -276,11 +276,9 @@ pub async fn refresh_as_of(
         .await?
     };
 
-    clock.lap(if full {
-        "facts_and_census"
-    } else {
-        "write_dim_patient"
-    });
+    if full {
+        clock.lap("facts_and_census");
+    }
 
     // Small dimensions: rewritten whole every run.
     let batch = dims::hospital_batch(&hospitals)?;
@@ -841,6 +839,7 @@ async fn build_incremental(
             write::replace(lake, DIM_PATIENT, batch, &predicate, markers).await?;
         }
     }
+    clock.lap("write_dim_patient");
     Ok((
         windows_json(&windows),
         (encounters.len() + stay_facts.len()) as u64,

@@ -266,6 +266,16 @@ impl StepClock {
         self.last = now;
     }
 
+    /// Records a step timed elsewhere (a task that ran alongside others), without touching the lap.
+    pub fn record(&mut self, name: &'static str, seconds: f64) {
+        self.steps.push((name, seconds));
+    }
+
+    /// Starts the next lap now, recording nothing for the time since the last one.
+    pub fn restart(&mut self) {
+        self.last = std::time::Instant::now();
+    }
+
     /// The steps in order, as `[{"step": …, "seconds": …}]` (seconds rounded to the millisecond).
     pub fn to_json(&self) -> serde_json::Value {
         self.steps

@@ -39,6 +39,7 @@ use serde_json::json;
 use tokio::sync::Mutex;
 
 use crate::bronze;
+use crate::ops::metrics::StepClock;
 use crate::pipeline::{RefreshOptions, StageReport};
 use crate::storage::{Lake, Layer, TableRef};
 use crate::Result;
@@ -135,8 +136,7 @@ pub async fn refresh(lake: &Lake, options: &RefreshOptions) -> Result<StageRepor
     let run_id = bronze::new_run_id("silver");
     let started_at = chrono::Utc::now();
     let mut figures = report::RunFigures::default();
-    let mut seconds: Vec<(&'static str, f64)> = Vec::new();
-    let started = Instant::now();
+    let mut seconds = StepClock::new();
 
     let mut reference_out = reference::ReferenceOutput::default();
     reference::refresh(lake, options.full, &mut reference_out).await?;
@@ -150,7 +150,7 @@ pub async fn refresh(lake: &Lake, options: &RefreshOptions) -> Result<StageRepor
     fault_after(lake, "reference")?;
 
     let refdata = Arc::new(reference::load_reference(lake).await?);
-    seconds.push(("reference", started.elapsed().as_secs_f64()));
+    seconds.lap("reference");
     // Events and the EHR extracts read and write disjoint tables: type them concurrently (one task
     // each, so a multi-threaded runtime puts them on separate cores). Their quarantine commits share
     // one table and take turns (`StepRun::quarantine`).
@@ -211,9 +211,9 @@ pub async fn refresh(lake: &Lake, options: &RefreshOptions) -> Result<StageRepor
     );
     fault_after(lake, "patients")?;
 
-    let dq_started = Instant::now();
+    seconds.restart();
     let wrote_dq = report::write_results(lake, &run_id, started_at, &figures).await?;
-    seconds.push(("dq_results", dq_started.elapsed().as_secs_f64()));
+    seconds.lap("dq_results");
     fault_after(lake, "dq_results")?;
 
     let finished_at = chrono::Utc::now();
@@ -254,24 +254,18 @@ async fn timed<T>(step: impl std::future::Future<Output = T>) -> (T, f64) {
 fn joined<T>(
     result: std::result::Result<(Result<T>, f64), tokio::task::JoinError>,
     name: &'static str,
-    seconds: &mut Vec<(&'static str, f64)>,
+    seconds: &mut StepClock,
 ) -> Result<T> {
     let (out, secs) =
         result.map_err(|e| crate::Error::Storage(format!("a Silver step stopped: {e}")))?;
-    seconds.push((name, secs));
+    seconds.record(name, secs);
     out
 }
 
 /// The run's details with `step_seconds`: every step's wall time, in the order the steps started.
-fn with_step_seconds(mut details: serde_json::Value, seconds: &[(&str, f64)]) -> serde_json::Value {
+fn with_step_seconds(mut details: serde_json::Value, seconds: &StepClock) -> serde_json::Value {
     if let Some(map) = details.as_object_mut() {
-        map.insert(
-            "step_seconds".into(),
-            seconds
-                .iter()
-                .map(|(n, s)| json!({"step": n, "seconds": (s * 1000.0).round() / 1000.0}))
-                .collect(),
-        );
+        map.insert("step_seconds".into(), seconds.to_json());
     }
     details
 }
