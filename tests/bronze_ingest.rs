@@ -598,3 +598,38 @@ async fn a_re_delivery_only_file_commits_only_its_marker() {
     assert_eq!((r.inputs_already_ingested, r.duplicates_skipped), (1, 0));
     assert!(r.versions.is_empty(), "nothing committed: {r:?}");
 }
+
+#[tokio::test]
+async fn a_long_running_writer_checkpoints_the_bronze_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake_dir = dir.path().join("lake");
+    let lake = Lake::open(lake_dir.to_str().unwrap()).await.unwrap();
+    let ingestor = AdtIngestor::new(lake.clone());
+    let event = |i: usize| {
+        bronze::adt::AdtInput {
+        payload: format!(
+            "MSH|^~\\&|REG|MHA01|LAKE|MHA|20260114083000-0600||ADT^A01|CK{i}|P|2.5\rPID|||P{i}^^^MHA01^MR"
+        )
+        .into_bytes(),
+        lineage: bronze::Lineage::default(),
+    }
+    };
+    let mut version = 0;
+    for i in 0..12 {
+        let r = ingestor.ingest_events(vec![event(i)], "ck").await.unwrap();
+        assert_eq!(r.total_rows(), 1, "batch {i}: {r:?}");
+        version = r.versions["bronze_adt_messages"];
+    }
+    assert!(version >= 10, "{version}");
+    let log = lake_dir.join("bronze/adt_messages/_delta_log");
+    assert!(
+        log.join("_last_checkpoint").exists(),
+        "no checkpoint after {version} commits"
+    );
+    // A new process reads the checkpoint plus the commits after it and knows every message.
+    let r = AdtIngestor::new(lake.clone())
+        .ingest_events((0..12).map(event).collect(), "ck2")
+        .await
+        .unwrap();
+    assert_eq!((r.total_rows(), r.duplicates_skipped), (0, 12));
+}

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use deltalake::arrow::array::{Array, AsArray};
+use deltalake::DeltaTable;
 use tokio::sync::Mutex;
 
 use super::charset::{
@@ -448,13 +449,37 @@ impl KeyIndex {
     }
 }
 
-/// Writes ADT messages to Bronze. Keeps an in-memory index of the message keys already stored, so a
-/// long-running process checks re-deliveries without rescanning the table; the index is reloaded when
-/// another writer has committed in between.
+/// Writes ADT messages to Bronze. Keeps the Bronze table open and an in-memory index of the message
+/// keys already stored, so a long-running process checks re-deliveries without rescanning the table
+/// and commits without replaying its log; both catch up when another writer has committed in between.
 #[derive(Debug)]
 pub struct AdtIngestor {
     lake: Lake,
-    index: Mutex<Option<KeyIndex>>,
+    state: Mutex<WriterState>,
+}
+
+/// What an [`AdtIngestor`] keeps between batches.
+#[derive(Debug, Default)]
+struct WriterState {
+    /// The Bronze table as of the last commit seen, `None` before the first or after a failure.
+    table: Option<DeltaTable>,
+    /// The keys of the messages in `table`, `None` until loaded.
+    index: Option<KeyIndex>,
+}
+
+impl WriterState {
+    fn index(&mut self) -> &mut KeyIndex {
+        self.index.get_or_insert_with(KeyIndex::default)
+    }
+
+    /// Forgets what may no longer match the table: after a failed commit the index already holds the
+    /// batch's keys, so a retry of the batch must not be mistaken for a re-delivery.
+    fn invalidate(&mut self) {
+        self.table = None;
+        if let Some(index) = self.index.as_mut() {
+            index.version = -2;
+        }
+    }
 }
 
 impl AdtIngestor {
@@ -462,15 +487,16 @@ impl AdtIngestor {
     pub fn new(lake: Lake) -> Self {
         AdtIngestor {
             lake,
-            index: Mutex::new(None),
+            state: Mutex::new(WriterState::default()),
         }
     }
 
     /// Ingests delivered events (Event Hub batch or HTTP batch) in one commit. Fails only when the lake
     /// cannot be written, so the caller can retry the whole batch; bad messages are stored flagged.
     pub async fn ingest_events(&self, inputs: Vec<AdtInput>, run_id: &str) -> Result<IngestReport> {
-        let mut guard = self.index.lock().await;
-        let index = self.fresh_index(&mut guard).await?;
+        let mut state = self.state.lock().await;
+        self.refresh(&mut state).await?;
+        let index = state.index();
         let mut report = IngestReport {
             run_id: run_id.to_string(),
             ..Default::default()
@@ -491,7 +517,7 @@ impl AdtIngestor {
             );
         }
         report.inputs_ingested = report.inputs_seen;
-        self.commit(index, rows, &[], &mut report).await?;
+        self.commit(&mut state, rows, &[], &mut report).await?;
         crate::ops::metrics::adt_messages_ingested(&times);
         Ok(report)
     }
@@ -515,14 +541,13 @@ impl AdtIngestor {
         run_id: &str,
         progress: &dyn Fn(&str, usize),
     ) -> Result<IngestReport> {
-        let mut guard = self.index.lock().await;
-        let index = self.fresh_index(&mut guard).await?;
+        let mut state = self.state.lock().await;
+        self.refresh(&mut state).await?;
         let mut report = IngestReport {
             run_id: run_id.to_string(),
             errors,
             ..Default::default()
         };
-        let table = self.lake.open_table(ADT_MESSAGES).await?;
         let mut rows = RowsBuilder::new();
         let mut times = MessageTimes::new();
         let mut markers = Vec::new();
@@ -545,7 +570,7 @@ impl AdtIngestor {
                 continue;
             }
             let marker_id = format!("file:{}", sha256_hex(&file.bytes));
-            let seen_in_table = match &table {
+            let seen_in_table = match &state.table {
                 Some(t) => self.lake.marker_version(t, &marker_id).await?.is_some(),
                 None => false,
             };
@@ -565,7 +590,7 @@ impl AdtIngestor {
             let before = rows.len();
             add_input_rows(
                 &input,
-                index,
+                state.index(),
                 &mut rows,
                 &mut report,
                 &mut times,
@@ -580,19 +605,19 @@ impl AdtIngestor {
             progress(&display, rows.len() - before);
             if rows.len() >= ROWS_PER_COMMIT {
                 let full = std::mem::take(&mut rows);
-                self.commit(index, full, &std::mem::take(&mut markers), &mut report)
+                self.commit(&mut state, full, &std::mem::take(&mut markers), &mut report)
                     .await?;
                 crate::ops::metrics::adt_messages_ingested(&std::mem::take(&mut times));
             }
         }
-        self.commit(index, rows, &markers, &mut report).await?;
+        self.commit(&mut state, rows, &markers, &mut report).await?;
         crate::ops::metrics::adt_messages_ingested(&times);
         Ok(report)
     }
 
     async fn commit(
         &self,
-        index: &mut KeyIndex,
+        state: &mut WriterState,
         rows: RowsBuilder,
         markers: &[CommitMarker],
         report: &mut IngestReport,
@@ -611,11 +636,13 @@ impl AdtIngestor {
             {
                 Ok(v) => v,
                 Err(e) => {
-                    index.version = -2;
+                    state.invalidate();
                     return Err(e);
                 }
             };
-            index.version = version;
+            // Committed through a table of its own: the next batch reopens ours.
+            state.table = None;
+            state.index().version = version;
             report.versions.insert(ADT_MESSAGES.sql_name(), version);
             return Ok(());
         }
@@ -630,20 +657,32 @@ impl AdtIngestor {
                 serde_json::json!("bronze.adt"),
             ),
         ]);
-        let version = match self
-            .lake
-            .append(ADT_MESSAGES, batches, markers, metadata)
-            .await
-        {
-            Ok(v) => v,
+        let open = match state.table.take() {
+            Some(t) => Ok(t),
+            None => {
+                self.lake
+                    .open_or_create(ADT_MESSAGES, batches[0].schema().as_ref())
+                    .await
+            }
+        };
+        let written = match open {
+            Ok(t) => {
+                self.lake
+                    .append_to(t, ADT_MESSAGES, batches, markers, metadata)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        let written = match written {
+            Ok(t) => t,
             Err(e) => {
-                // The index already holds this batch's keys: force a reload so that a retry of the
-                // batch is not mistaken for a re-delivery.
-                index.version = -2;
+                state.invalidate();
                 return Err(e);
             }
         };
-        index.version = version;
+        let version = crate::storage::version_of(&written).unwrap_or_default();
+        state.table = Some(written);
+        state.index().version = version;
         *report
             .rows_written
             .entry(ADT_MESSAGES.sql_name())
@@ -652,19 +691,26 @@ impl AdtIngestor {
         Ok(())
     }
 
-    /// Returns the key index, loading it when missing or when the table moved on without us.
-    async fn fresh_index<'a>(&self, guard: &'a mut Option<KeyIndex>) -> Result<&'a mut KeyIndex> {
-        let current = self
-            .lake
-            .open_table(ADT_MESSAGES)
-            .await?
-            .and_then(|t| crate::storage::version_of(&t))
+    /// Brings the open table up to date (reading only the commits since the last one seen) and
+    /// reloads the key index when the table moved on without us.
+    async fn refresh(&self, state: &mut WriterState) -> Result<()> {
+        let mut table = match state.table.take() {
+            Some(mut t) => match t.update_incremental(None).await {
+                Ok(()) => Some(t),
+                Err(_) => self.lake.open_table(ADT_MESSAGES).await?,
+            },
+            None => self.lake.open_table(ADT_MESSAGES).await?,
+        };
+        let current = table
+            .as_ref()
+            .and_then(crate::storage::version_of)
             .unwrap_or(-1);
-        let stale = guard.as_ref().is_none_or(|i| i.version != current);
+        let stale = state.index.as_ref().is_none_or(|i| i.version != current);
         if stale {
-            *guard = Some(load_index(&self.lake, current).await?);
+            state.index = Some(load_index(&self.lake, current).await?);
         }
-        Ok(guard.get_or_insert_with(KeyIndex::default))
+        state.table = table.take();
+        Ok(())
     }
 }
 

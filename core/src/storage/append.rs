@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use deltalake::arrow::datatypes::Schema as ArrowSchema;
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::Transaction;
@@ -59,7 +60,25 @@ impl Lake {
                 )))
             }
         };
-        let delta: DeltaTable = self.open_or_create(table, &schema).await?;
+        let delta = self.take_appended(table, &schema).await?;
+        let written = self
+            .append_to(delta, table, batches, markers, metadata)
+            .await?;
+        let version = super::version_of(&written).unwrap_or_default();
+        self.keep_appended(table, written);
+        Ok(version)
+    }
+
+    /// Appends `batches` to the already open `delta` (see [`Lake::append`]) and returns the table as
+    /// of the new commit, so a writer that appends again and again does not replay the log each time.
+    pub async fn append_to(
+        &self,
+        delta: DeltaTable,
+        table: TableRef,
+        batches: Vec<RecordBatch>,
+        markers: &[CommitMarker],
+        metadata: HashMap<String, serde_json::Value>,
+    ) -> Result<DeltaTable> {
         let txns: Vec<Transaction> = markers
             .iter()
             .map(|m| Transaction::new(&m.app_id, m.version))
@@ -67,14 +86,37 @@ impl Lake {
         let props = CommitProperties::default()
             .with_application_transactions(txns)
             .with_metadata(metadata);
-        let written = delta
+        delta
             .write(batches)
             .with_save_mode(SaveMode::Append)
             .with_schema_mode(SchemaMode::Merge)
             .with_commit_properties(props)
             .await
-            .map_err(|e| Error::delta(table.sql_name(), e))?;
-        Ok(super::version_of(&written).unwrap_or_default())
+            .map_err(|e| Error::delta(table.sql_name(), e))
+    }
+
+    /// The table an earlier [`Lake::append`] of this lake left open, brought up to date, or the table
+    /// opened (created) afresh. Taken out of the cache, so concurrent appenders never share one.
+    async fn take_appended(&self, table: TableRef, schema: &ArrowSchema) -> Result<DeltaTable> {
+        let cached = self
+            .appended
+            .lock()
+            .ok()
+            .and_then(|mut open| open.remove(&table.path()));
+        if let Some(mut delta) = cached {
+            // Another writer may have committed since: read only the commits after ours.
+            if delta.update_incremental(None).await.is_ok() {
+                return Ok(delta);
+            }
+        }
+        self.open_or_create(table, schema).await
+    }
+
+    /// Keeps a table open for the next [`Lake::append`] to it.
+    fn keep_appended(&self, table: TableRef, delta: DeltaTable) {
+        if let Ok(mut open) = self.appended.lock() {
+            open.insert(table.path(), delta);
+        }
     }
 
     /// The version recorded for an application-transaction id on a table, if any.

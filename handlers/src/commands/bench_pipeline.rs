@@ -65,13 +65,13 @@ pub struct BenchPipelineArgs {
 /// Events per AdtIngest invocation (the app's `maxEventBatchSize`).
 const EVENT_BATCH: usize = 1000;
 /// Linux `USER_HZ`: the unit of the CPU times in `/proc/<pid>/stat`.
-const TICKS_PER_SECOND: f64 = 100.0;
+pub(crate) const TICKS_PER_SECOND: f64 = 100.0;
 
 // ---------------------------------------------------------------------------------------------------
 // Measuring
 
 /// CPU times of the process in clock ticks (user, system), from the text of `/proc/<pid>/stat`.
-fn parse_cpu_ticks(stat: &str) -> Option<(u64, u64)> {
+pub(crate) fn parse_cpu_ticks(stat: &str) -> Option<(u64, u64)> {
     // The command name (field 2) is in parentheses and may hold spaces: count from the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
