@@ -165,6 +165,8 @@ struct FormatFigures {
     /// Messages per second of handler CPU time: throughput per core.
     messages_per_cpu_second: Option<f64>,
     peak_rss_mib: Option<f64>,
+    /// Every batch's latency, in order.
+    latencies_ms: Vec<f64>,
 }
 
 /// CPU seconds (user + system) a process has used so far.
@@ -281,6 +283,10 @@ async fn ingest(args: BenchIngestArgs) -> anyhow::Result<crate::Outcome> {
             messages_per_cpu_second: handler_cpu_s
                 .filter(|&c| c > 0.0)
                 .map(|c| messages.len() as f64 / c),
+            latencies_ms: latencies
+                .iter()
+                .map(|l| (l * 10.0).round() / 10.0)
+                .collect(),
             peak_rss_mib: peak_rss_kib(handler.child.id()).map(|k| k as f64 / 1024.0),
         });
     }
