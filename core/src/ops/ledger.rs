@@ -1,8 +1,9 @@
 //! The run ledger, `ops_run_ledger`: one row per stage run (Bronze ingests, Silver, Gold), whatever
 //! started it (the CLI, a timer, an HTTP call, an Event Hub batch, Data Factory, the local runtime).
 //!
-//! Rows are only ever appended, one commit per run. Every entry point records its runs through
-//! [`tracked`] (a stage future) or [`record`] (a finished run): a ledger write that fails is logged as
+//! Rows are only ever appended, one commit per run (or per group of runs queued to a [`LedgerWriter`]).
+//! Every entry point records its runs through [`tracked`] (a stage future), [`record`] (a finished run)
+//! or a [`LedgerWriter`] (a finished run, written in the background): a ledger write that fails is logged as
 //! an error and never turns the stage's own outcome into a failure, and a stage that fails is recorded
 //! as `failed` with its error before the error goes back to the caller.
 
@@ -358,6 +359,97 @@ pub async fn record(lake: &Lake, row: &RunRecord) -> bool {
         Ok(Err(e)) => e.to_string(),
         Err(_) => format!("no answer within {} s", WRITE_TIMEOUT.as_secs()),
     };
+    log_lost(row, &error);
+    false
+}
+
+/// Rows a [`LedgerWriter`] holds at most before new ones are refused (and logged as lost).
+pub const WRITER_QUEUE: usize = 10_000;
+
+enum WriterMsg {
+    Row(Box<RunRecord>),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Records runs in the background: [`LedgerWriter::record`] returns at once and a task appends what
+/// has queued up since its last commit in one commit (then runs the pipeline alert rules, as
+/// [`record`] does). For the runs of a hot path, such as one Event Hub batch after another, whose answer
+/// should not wait for a second Delta commit. Rows still queued when the process is killed are lost;
+/// [`LedgerWriter::flush`] waits for them (on shutdown).
+#[derive(Debug, Clone)]
+pub struct LedgerWriter {
+    tx: tokio::sync::mpsc::Sender<WriterMsg>,
+}
+
+impl LedgerWriter {
+    /// Starts the writer for a lake (on the current tokio runtime).
+    pub fn start(lake: Lake) -> LedgerWriter {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<WriterMsg>(WRITER_QUEUE);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut rows = Vec::new();
+                let mut flushes = Vec::new();
+                let mut next = Some(first);
+                while let Some(m) = next.take() {
+                    match m {
+                        WriterMsg::Row(r) => rows.push(*r),
+                        WriterMsg::Flush(s) => flushes.push(s),
+                    }
+                    if rows.len() < 1_000 {
+                        next = rx.try_recv().ok();
+                    }
+                }
+                if !rows.is_empty() {
+                    write_rows(&lake, &rows).await;
+                }
+                for s in flushes {
+                    let _ = s.send(());
+                }
+            }
+        });
+        LedgerWriter { tx }
+    }
+
+    /// Queues a finished run; its measurements go to the metrics observer now. A row that cannot be
+    /// queued (queue full, writer stopped) is logged as an error.
+    pub fn record(&self, row: RunRecord) {
+        crate::ops::metrics::run_finished(&row);
+        if let Err(e) = self.tx.try_send(WriterMsg::Row(Box::new(row))) {
+            let (why, row) = match e {
+                tokio::sync::mpsc::error::TrySendError::Full(WriterMsg::Row(r)) => {
+                    ("the ledger queue is full", r)
+                }
+                tokio::sync::mpsc::error::TrySendError::Closed(WriterMsg::Row(r)) => {
+                    ("the ledger writer has stopped", r)
+                }
+                _ => return,
+            };
+            log_lost(&row, why);
+        }
+    }
+
+    /// Waits until every row queued before this call has been written (or failed).
+    pub async fn flush(&self) {
+        let (s, r) = tokio::sync::oneshot::channel();
+        if self.tx.send(WriterMsg::Flush(s)).await.is_ok() {
+            let _ = r.await;
+        }
+    }
+}
+
+/// Appends rows in one commit and runs the alert rules after it; a failure is logged per row.
+async fn write_rows(lake: &Lake, rows: &[RunRecord]) {
+    match tokio::time::timeout(WRITE_TIMEOUT, append(lake, rows)).await {
+        Ok(Ok(_)) => crate::ops::alerts::after_run(lake).await,
+        Ok(Err(e)) => rows.iter().for_each(|r| log_lost(r, &e.to_string())),
+        Err(_) => {
+            let why = format!("no answer within {} s", WRITE_TIMEOUT.as_secs());
+            rows.iter().for_each(|r| log_lost(r, &why));
+        }
+    }
+}
+
+fn log_lost(row: &RunRecord, error: &str) {
     tracing::error!(
         stage = %row.stage,
         run_id = %row.run_id,
@@ -367,7 +459,6 @@ pub async fn record(lake: &Lake, row: &RunRecord) -> bool {
         row.run_id,
         row.status
     );
-    false
 }
 
 /// The ledger's columns.
@@ -781,6 +872,42 @@ mod tests {
             )
             .await
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_background_writer_lands_every_queued_row_in_few_commits() {
+        let (_dir, lake) = lake().await;
+        let writer = LedgerWriter::start(lake.clone());
+        let ctx = RunContext::new("eventhub");
+        let rows: Vec<RunRecord> = (0..20)
+            .map(|i| RunRecord::from_report(&report("bronze.adt", SUCCEEDED, i), &ctx))
+            .collect();
+        for r in &rows {
+            writer.record(r.clone());
+        }
+        writer.flush().await;
+        let back = recent(
+            &lake,
+            &RunFilter {
+                limit: 100,
+                ..RunFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+        let mut got: Vec<&str> = back.iter().map(|r| r.run_id.as_str()).collect();
+        let mut want: Vec<&str> = rows.iter().map(|r| r.run_id.as_str()).collect();
+        got.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(got, want, "every queued run is in the ledger after flush");
+        let version = lake
+            .open_table(RUN_LEDGER)
+            .await
+            .unwrap()
+            .and_then(|t| crate::storage::version_of(&t))
+            .unwrap();
+        // Version 0 creates the table; rows queued while a commit runs share the next one.
+        assert!(version <= 10, "{version} commits for 20 rows");
     }
 
     #[tokio::test]

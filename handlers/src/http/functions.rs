@@ -274,7 +274,8 @@ pub fn run_context(inv: &Invocation, req: &InvokeRequest) -> RunContext {
 /// Records the stage run of one invocation of a pipeline function in the run ledger: the report the
 /// function made, a `skipped` run when it made none, or a `failed` run with the error. An HTTP call
 /// refused with a 4xx ran no stage and is not recorded. A ledger that cannot be written is logged as
-/// an error; the invocation's answer stays what it was.
+/// an error; the invocation's answer stays what it was. AdtIngest's rows are queued to the
+/// background [`ledger::LedgerWriter`] (flushed on shutdown); the others are written before the answer.
 pub async fn record_run(
     state: &Arc<AppState>,
     inv: &Invocation,
@@ -325,6 +326,10 @@ pub async fn record_run(
         (None, Err(_)) => None,
     };
     match lake {
+        // An Event Hub batch's answer does not wait for the ledger's commit: the next batch of the
+        // partition is held back until the answer, and the row lands a moment later (coalesced with
+        // the rows of the batches after it when they come faster than a commit).
+        Some(lake) if f == Function::AdtIngest => state.ledger_writer(lake).await.record(row),
         Some(lake) => {
             ledger::record(lake, &row).await;
         }

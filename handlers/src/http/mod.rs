@@ -110,6 +110,8 @@ pub struct AppState {
     pub stand_in: std::sync::Mutex<local::StandInPartitions>,
     /// Access control: authentication, policy sessions, the audit writer.
     pub security: auth::Security,
+    /// The run-ledger writer of Event Hub batches (started on first use).
+    ledger: tokio::sync::OnceCell<patientflow_core::ops::ledger::LedgerWriter>,
 }
 
 impl AppState {
@@ -134,6 +136,7 @@ impl AppState {
             gold_lock: tokio::sync::Mutex::new(()),
             stand_in: std::sync::Mutex::new(local::StandInPartitions::default()),
             security,
+            ledger: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -194,7 +197,17 @@ impl AppState {
         set.spawn(work.in_current_span());
     }
 
-    /// Waits (up to `limit`) for background work to finish; used on shutdown.
+    /// The background run-ledger writer for `lake` (one per process).
+    pub async fn ledger_writer(&self, lake: &Lake) -> &patientflow_core::ops::ledger::LedgerWriter {
+        self.ledger
+            .get_or_init(|| async {
+                patientflow_core::ops::ledger::LedgerWriter::start(lake.clone())
+            })
+            .await
+    }
+
+    /// Waits (up to `limit`) for background work to finish, then for the run-ledger rows still queued;
+    /// used on shutdown.
     pub async fn drain_background(&self, limit: Duration) -> usize {
         let mut set =
             std::mem::take(&mut *self.background.lock().unwrap_or_else(|p| p.into_inner()));
@@ -203,6 +216,9 @@ impl AppState {
             tracing::info!(pending, "waiting for background work before exiting");
             let _ = tokio::time::timeout(limit, async { while set.join_next().await.is_some() {} })
                 .await;
+        }
+        if let Some(writer) = self.ledger.get() {
+            let _ = tokio::time::timeout(limit, writer.flush()).await;
         }
         set.len()
     }
