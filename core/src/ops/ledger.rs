@@ -21,6 +21,7 @@ use serde_json::{Map, Value};
 
 use crate::bronze::IngestReport;
 use crate::pipeline::StageReport;
+use crate::storage::queued::{flush, spawn_appender, Queued};
 use crate::storage::{columns, Lake, Layer, TableRef};
 use crate::{Error, Result};
 
@@ -366,11 +367,6 @@ pub async fn record(lake: &Lake, row: &RunRecord) -> bool {
 /// Rows a [`LedgerWriter`] holds at most before new ones are refused (and logged as lost).
 pub const WRITER_QUEUE: usize = 10_000;
 
-enum WriterMsg {
-    Row(Box<RunRecord>),
-    Flush(tokio::sync::oneshot::Sender<()>),
-}
-
 /// Records runs in the background: [`LedgerWriter::record`] returns at once and a task appends what
 /// has queued up since its last commit in one commit (then runs the pipeline alert rules, as
 /// [`record`] does). For the runs of a hot path, such as one Event Hub batch after another, whose answer
@@ -378,34 +374,15 @@ enum WriterMsg {
 /// [`LedgerWriter::flush`] waits for them (on shutdown).
 #[derive(Debug, Clone)]
 pub struct LedgerWriter {
-    tx: tokio::sync::mpsc::Sender<WriterMsg>,
+    tx: tokio::sync::mpsc::Sender<Queued<RunRecord>>,
 }
 
 impl LedgerWriter {
     /// Starts the writer for a lake (on the current tokio runtime).
     pub fn start(lake: Lake) -> LedgerWriter {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<WriterMsg>(WRITER_QUEUE);
-        tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut rows = Vec::new();
-                let mut flushes = Vec::new();
-                let mut next = Some(first);
-                while let Some(m) = next.take() {
-                    match m {
-                        WriterMsg::Row(r) => rows.push(*r),
-                        WriterMsg::Flush(s) => flushes.push(s),
-                    }
-                    if rows.len() < 1_000 {
-                        next = rx.try_recv().ok();
-                    }
-                }
-                if !rows.is_empty() {
-                    write_rows(&lake, &rows).await;
-                }
-                for s in flushes {
-                    let _ = s.send(());
-                }
-            }
+        let tx = spawn_appender(WRITER_QUEUE, 1_000, move |rows: Vec<RunRecord>| {
+            let lake = lake.clone();
+            async move { write_rows(&lake, &rows).await }
         });
         LedgerWriter { tx }
     }
@@ -413,27 +390,20 @@ impl LedgerWriter {
     /// Queues a finished run; its measurements go to the metrics observer now. A row that cannot be
     /// queued (queue full, writer stopped) is logged as an error.
     pub fn record(&self, row: RunRecord) {
+        use tokio::sync::mpsc::error::TrySendError;
         crate::ops::metrics::run_finished(&row);
-        if let Err(e) = self.tx.try_send(WriterMsg::Row(Box::new(row))) {
-            let (why, row) = match e {
-                tokio::sync::mpsc::error::TrySendError::Full(WriterMsg::Row(r)) => {
-                    ("the ledger queue is full", r)
-                }
-                tokio::sync::mpsc::error::TrySendError::Closed(WriterMsg::Row(r)) => {
-                    ("the ledger writer has stopped", r)
-                }
-                _ => return,
-            };
-            log_lost(&row, why);
-        }
+        let (why, row) = match self.tx.try_send(Queued::Row(Box::new(row))) {
+            Ok(()) => return,
+            Err(TrySendError::Full(Queued::Row(r))) => ("the ledger queue is full", r),
+            Err(TrySendError::Closed(Queued::Row(r))) => ("the ledger writer has stopped", r),
+            Err(_) => return,
+        };
+        log_lost(&row, why);
     }
 
     /// Waits until every row queued before this call has been written (or failed).
     pub async fn flush(&self) {
-        let (s, r) = tokio::sync::oneshot::channel();
-        if self.tx.send(WriterMsg::Flush(s)).await.is_ok() {
-            let _ = r.await;
-        }
+        flush(&self.tx).await;
     }
 }
 

@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::Identity;
+use crate::storage::queued::{flush, spawn_appender, Queued};
 use crate::storage::rows::{Cell, RowsBuilder};
 use crate::storage::{Lake, Layer, TableRef};
 use crate::Result;
@@ -112,15 +113,10 @@ pub async fn append(lake: &Lake, records: &[AuditRecord]) -> Result<i64> {
     .await
 }
 
-enum Msg {
-    Record(Box<AuditRecord>),
-    Flush(oneshot::Sender<()>),
-}
-
 /// The handle to the background audit writer. Cheap to clone.
 #[derive(Clone)]
 pub struct AuditLog {
-    tx: mpsc::Sender<Msg>,
+    tx: mpsc::Sender<Queued<AuditRecord>>,
     failures: Arc<AtomicU64>,
 }
 
@@ -135,23 +131,11 @@ impl std::fmt::Debug for AuditLog {
 impl AuditLog {
     /// Starts the writer for a lake (on the current tokio runtime).
     pub fn start(lake: Lake) -> AuditLog {
-        let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE_CAPACITY);
         let failures = Arc::new(AtomicU64::new(0));
         let lost = failures.clone();
-        tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut batch = Vec::new();
-                let mut flushes = Vec::new();
-                let mut next = Some(first);
-                while let Some(m) = next.take() {
-                    match m {
-                        Msg::Record(r) => batch.push(*r),
-                        Msg::Flush(s) => flushes.push(s),
-                    }
-                    if batch.len() < 1_000 {
-                        next = rx.try_recv().ok();
-                    }
-                }
+        let tx = spawn_appender(QUEUE_CAPACITY, 1_000, move |batch: Vec<AuditRecord>| {
+            let (lake, lost) = (lake.clone(), lost.clone());
+            async move {
                 if let Err(e) = append(&lake, &batch).await {
                     lost.fetch_add(batch.len() as u64, Ordering::Relaxed);
                     tracing::error!(
@@ -160,9 +144,6 @@ impl AuditLog {
                         batch.len()
                     );
                 }
-                for s in flushes {
-                    let _ = s.send(());
-                }
             }
         });
         AuditLog { tx, failures }
@@ -170,7 +151,7 @@ impl AuditLog {
 
     /// Queues a record without waiting. A record that cannot be queued is lost: logged and counted.
     pub fn record(&self, record: AuditRecord) {
-        if let Err(e) = self.tx.try_send(Msg::Record(Box::new(record))) {
+        if let Err(e) = self.tx.try_send(Queued::Row(Box::new(record))) {
             self.failures.fetch_add(1, Ordering::Relaxed);
             let why = match e {
                 mpsc::error::TrySendError::Full(_) => "the audit queue is full",
@@ -182,10 +163,7 @@ impl AuditLog {
 
     /// Waits until every record queued before this call has been written (or failed).
     pub async fn flush(&self) {
-        let (s, r) = oneshot::channel();
-        if self.tx.send(Msg::Flush(s)).await.is_ok() {
-            let _ = r.await;
-        }
+        flush(&self.tx).await;
     }
 
     /// Audit records lost so far (could not be queued or written).

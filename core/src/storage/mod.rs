@@ -8,6 +8,7 @@ mod append;
 mod azure;
 pub mod columns;
 mod incremental;
+pub mod queued;
 mod read;
 pub mod rows;
 
