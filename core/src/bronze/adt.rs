@@ -657,23 +657,20 @@ impl AdtIngestor {
                 serde_json::json!("bronze.adt"),
             ),
         ]);
-        let open = match state.table.take() {
-            Some(t) => Ok(t),
-            None => {
-                self.lake
-                    .open_or_create(ADT_MESSAGES, batches[0].schema().as_ref())
-                    .await
-            }
+        let cached = state.table.take();
+        let written = async {
+            let delta = match cached {
+                Some(t) => t,
+                None => {
+                    let schema = batches[0].schema();
+                    self.lake.open_or_create(ADT_MESSAGES, &schema).await?
+                }
+            };
+            self.lake
+                .append_to(delta, ADT_MESSAGES, batches, markers, metadata)
+                .await
         };
-        let written = match open {
-            Ok(t) => {
-                self.lake
-                    .append_to(t, ADT_MESSAGES, batches, markers, metadata)
-                    .await
-            }
-            Err(e) => Err(e),
-        };
-        let written = match written {
+        let written = match written.await {
             Ok(t) => t,
             Err(e) => {
                 state.invalidate();
@@ -694,13 +691,10 @@ impl AdtIngestor {
     /// Brings the open table up to date (reading only the commits since the last one seen) and
     /// reloads the key index when the table moved on without us.
     async fn refresh(&self, state: &mut WriterState) -> Result<()> {
-        let mut table = match state.table.take() {
-            Some(mut t) => match t.update_incremental(None).await {
-                Ok(()) => Some(t),
-                Err(_) => self.lake.open_table(ADT_MESSAGES).await?,
-            },
-            None => self.lake.open_table(ADT_MESSAGES).await?,
-        };
+        let table = self
+            .lake
+            .refreshed(ADT_MESSAGES, state.table.take())
+            .await?;
         let current = table
             .as_ref()
             .and_then(crate::storage::version_of)
@@ -709,7 +703,7 @@ impl AdtIngestor {
         if stale {
             state.index = Some(load_index(&self.lake, current).await?);
         }
-        state.table = table.take();
+        state.table = table;
         Ok(())
     }
 }

@@ -411,7 +411,10 @@ impl LedgerWriter {
 async fn write_rows(lake: &Lake, rows: &[RunRecord]) {
     match tokio::time::timeout(WRITE_TIMEOUT, append(lake, rows)).await {
         Ok(Ok(_)) => crate::ops::alerts::after_run(lake).await,
-        Ok(Err(e)) => rows.iter().for_each(|r| log_lost(r, &e.to_string())),
+        Ok(Err(e)) => {
+            let why = e.to_string();
+            rows.iter().for_each(|r| log_lost(r, &why));
+        }
         Err(_) => {
             let why = format!("no answer within {} s", WRITE_TIMEOUT.as_secs());
             rows.iter().for_each(|r| log_lost(r, &why));

@@ -103,13 +103,11 @@ impl Lake {
             .lock()
             .ok()
             .and_then(|mut open| open.remove(&table.path()));
-        if let Some(mut delta) = cached {
-            // Another writer may have committed since: read only the commits after ours.
-            if delta.update_incremental(None).await.is_ok() {
-                return Ok(delta);
-            }
+        // Another writer may have committed since: read only the commits after ours.
+        match self.refreshed(table, cached).await? {
+            Some(delta) => Ok(delta),
+            None => self.open_or_create(table, schema).await,
         }
-        self.open_or_create(table, schema).await
     }
 
     /// Keeps a table open for the next [`Lake::append`] to it.

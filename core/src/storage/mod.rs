@@ -213,6 +213,22 @@ impl Lake {
         }
     }
 
+    /// `cached` brought up to date with the commits made since it was read (only those are read), or
+    /// the table opened afresh when there is none or it cannot be updated; `Ok(None)` when the table
+    /// does not exist.
+    pub async fn refreshed(
+        &self,
+        table: TableRef,
+        cached: Option<DeltaTable>,
+    ) -> Result<Option<DeltaTable>> {
+        if let Some(mut delta) = cached {
+            if delta.update_incremental(None).await.is_ok() {
+                return Ok(Some(delta));
+            }
+        }
+        self.open_table(table).await
+    }
+
     /// Opens a table, creating it empty with `schema` when it does not exist.
     ///
     /// Tables are created at the plain Delta protocol (reader 1, writer 2: no deletion vectors, no column
