@@ -621,6 +621,8 @@ async fn a_long_running_writer_checkpoints_the_bronze_log() {
         version = r.versions["bronze_adt_messages"];
     }
     assert!(version >= 10, "{version}");
+    // The checkpoint is written in the background; settle waits for it.
+    ingestor.settle().await;
     let log = lake_dir.join("bronze/adt_messages/_delta_log");
     assert!(
         log.join("_last_checkpoint").exists(),

@@ -18,6 +18,7 @@ use super::charset::{
 use super::files::{expand_paths, read_input};
 use super::{sha256_hex, IngestReport, InputError, Lineage, LineageKind, ADT_MESSAGES};
 use crate::sources::adt::hl7::{split_stream, ChunkKind, Hl7Message};
+use crate::storage::blind_append::{Appended, BlindAppender};
 use crate::storage::rows::{Cell, RowsBuilder};
 use crate::storage::{CommitMarker, Lake};
 use crate::Result;
@@ -465,6 +466,9 @@ struct WriterState {
     table: Option<DeltaTable>,
     /// The keys of the messages in `table`, `None` until loaded.
     index: Option<KeyIndex>,
+    /// Appends events straight to the log once the table exists; `None` before, after a failure or
+    /// a commit through delta-rs' write, and when the table needs delta-rs' write.
+    appender: Option<BlindAppender>,
 }
 
 impl WriterState {
@@ -476,6 +480,7 @@ impl WriterState {
     /// batch's keys, so a retry of the batch must not be mistaken for a re-delivery.
     fn invalidate(&mut self) {
         self.table = None;
+        self.appender = None;
         if let Some(index) = self.index.as_mut() {
             index.version = -2;
         }
@@ -493,33 +498,59 @@ impl AdtIngestor {
 
     /// Ingests delivered events (Event Hub batch or HTTP batch) in one commit. Fails only when the lake
     /// cannot be written, so the caller can retry the whole batch; bad messages are stored flagged.
+    ///
+    /// Once the table exists the commit goes straight to the Delta log ([`BlindAppender`]). When
+    /// another writer committed in between, the batch is sorted again against the index caught up with
+    /// that writer's messages, so neither takes the other's messages for new ones.
     pub async fn ingest_events(&self, inputs: Vec<AdtInput>, run_id: &str) -> Result<IngestReport> {
         let mut state = self.state.lock().await;
-        self.refresh(&mut state).await?;
-        let index = state.index();
-        let mut report = IngestReport {
-            run_id: run_id.to_string(),
-            ..Default::default()
-        };
-        let mut rows = RowsBuilder::new();
-        let mut times = MessageTimes::new();
-        let now = chrono::Utc::now();
-        for input in &inputs {
-            report.inputs_seen += 1;
-            add_input_rows(
-                input,
-                index,
-                &mut rows,
-                &mut report,
-                &mut times,
-                run_id,
-                now,
-            );
+        for attempt in 1..=COMMIT_ATTEMPTS {
+            if state.appender.is_none() {
+                self.refresh(&mut state).await?;
+                state.appender = match &state.table {
+                    Some(t) => BlindAppender::for_table(ADT_MESSAGES, t)?,
+                    None => None,
+                };
+            }
+            let (mut report, rows, times) = rows_of_events(&inputs, state.index(), run_id);
+            // The last attempt goes through delta-rs' write, which retries a lost race itself.
+            let blind = attempt < COMMIT_ATTEMPTS && !rows.is_empty();
+            if let Some(appender) = state.appender.as_mut().filter(|_| blind) {
+                let count = rows.len();
+                let appended = match rows.finish() {
+                    Ok(batch) => appender.append(batch, &[], commit_metadata(run_id)).await,
+                    Err(e) => Err(e),
+                };
+                match appended {
+                    Ok(Appended::Committed(version)) => {
+                        state.index().version = version;
+                        record_commit(&mut report, count, version);
+                        crate::ops::metrics::adt_messages_ingested(&times);
+                        return Ok(report);
+                    }
+                    Ok(Appended::Behind) => {
+                        tracing::debug!(attempt, "another writer committed first; catching up");
+                        state.invalidate();
+                        continue;
+                    }
+                    Err(e) => {
+                        state.invalidate();
+                        return Err(e);
+                    }
+                }
+            }
+            self.commit(&mut state, rows, &[], &mut report).await?;
+            crate::ops::metrics::adt_messages_ingested(&times);
+            return Ok(report);
         }
-        report.inputs_ingested = report.inputs_seen;
-        self.commit(&mut state, rows, &[], &mut report).await?;
-        crate::ops::metrics::adt_messages_ingested(&times);
-        Ok(report)
+        unreachable!("the last attempt always returns")
+    }
+
+    /// Waits for the writer's background work (a checkpoint being written) to finish.
+    pub async fn settle(&self) {
+        if let Some(appender) = self.state.lock().await.appender.as_mut() {
+            appender.settle().await;
+        }
     }
 
     /// Ingests ADT files (files, folders, globs). A file whose exact content was ingested before is
@@ -642,21 +673,13 @@ impl AdtIngestor {
             };
             // Committed through a table of its own: the next batch reopens ours.
             state.table = None;
+            state.appender = None;
             state.index().version = version;
             report.versions.insert(ADT_MESSAGES.sql_name(), version);
             return Ok(());
         }
         let batches = vec![rows.finish()?];
-        let metadata = HashMap::from([
-            (
-                "patientflow.run_id".to_string(),
-                serde_json::json!(report.run_id),
-            ),
-            (
-                "patientflow.stage".to_string(),
-                serde_json::json!("bronze.adt"),
-            ),
-        ]);
+        let metadata = commit_metadata(&report.run_id);
         let cached = state.table.take();
         let written = async {
             let delta = match cached {
@@ -679,12 +702,9 @@ impl AdtIngestor {
         };
         let version = crate::storage::version_of(&written).unwrap_or_default();
         state.table = Some(written);
+        state.appender = None;
         state.index().version = version;
-        *report
-            .rows_written
-            .entry(ADT_MESSAGES.sql_name())
-            .or_default() += count;
-        report.versions.insert(ADT_MESSAGES.sql_name(), version);
+        record_commit(report, count, version);
         Ok(())
     }
 
@@ -706,6 +726,58 @@ impl AdtIngestor {
         state.table = table;
         Ok(())
     }
+}
+
+/// How many times a batch of events is tried while other writers keep committing first.
+const COMMIT_ATTEMPTS: usize = 4;
+
+/// Sorts a batch of events against the key index into the rows to append.
+fn rows_of_events(
+    inputs: &[AdtInput],
+    index: &mut KeyIndex,
+    run_id: &str,
+) -> (IngestReport, RowsBuilder, MessageTimes) {
+    let mut report = IngestReport {
+        run_id: run_id.to_string(),
+        ..Default::default()
+    };
+    let mut rows = RowsBuilder::new();
+    let mut times = MessageTimes::new();
+    let now = chrono::Utc::now();
+    for input in inputs {
+        report.inputs_seen += 1;
+        add_input_rows(
+            input,
+            index,
+            &mut rows,
+            &mut report,
+            &mut times,
+            run_id,
+            now,
+        );
+    }
+    report.inputs_ingested = report.inputs_seen;
+    (report, rows, times)
+}
+
+/// The commit-info entries of a Bronze ADT commit.
+fn commit_metadata(run_id: &str) -> HashMap<String, serde_json::Value> {
+    HashMap::from([
+        ("patientflow.run_id".to_string(), serde_json::json!(run_id)),
+        (
+            "patientflow.stage".to_string(),
+            serde_json::json!("bronze.adt"),
+        ),
+    ])
+}
+
+/// Counts `count` rows committed as `version` in the report.
+fn record_commit(report: &mut IngestReport, count: usize, version: i64) {
+    *report
+        .rows_written
+        .entry(ADT_MESSAGES.sql_name())
+        .or_default() += count;
+    report.versions.insert(ADT_MESSAGES.sql_name(), version);
 }
 
 async fn load_index(lake: &Lake, version: i64) -> Result<KeyIndex> {

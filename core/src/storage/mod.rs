@@ -6,6 +6,7 @@
 
 mod append;
 mod azure;
+pub mod blind_append;
 pub mod columns;
 mod incremental;
 pub mod queued;

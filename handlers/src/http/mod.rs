@@ -220,6 +220,10 @@ impl AppState {
         if let Some(writer) = self.ledger.get() {
             let _ = tokio::time::timeout(limit, writer.flush()).await;
         }
+        let adt = self.adt.lock().await.clone();
+        if let Some(ingestor) = adt {
+            let _ = tokio::time::timeout(limit, ingestor.settle()).await;
+        }
         set.len()
     }
 }
