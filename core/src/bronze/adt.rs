@@ -508,7 +508,7 @@ impl AdtIngestor {
             if state.appender.is_none() {
                 self.refresh(&mut state).await?;
                 state.appender = match &state.table {
-                    Some(t) => BlindAppender::for_table(ADT_MESSAGES, t)?,
+                    Some(t) => BlindAppender::for_table(&self.lake, ADT_MESSAGES, t)?,
                     None => None,
                 };
             }
@@ -518,7 +518,11 @@ impl AdtIngestor {
             if let Some(appender) = state.appender.as_mut().filter(|_| blind) {
                 let count = rows.len();
                 let appended = match rows.finish() {
-                    Ok(batch) => appender.append(batch, &[], commit_metadata(run_id)).await,
+                    Ok(batch) => {
+                        appender
+                            .append(vec![batch], &[], commit_metadata(run_id))
+                            .await
+                    }
                     Err(e) => Err(e),
                 };
                 match appended {

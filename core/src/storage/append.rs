@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 
-use deltalake::arrow::datatypes::Schema as ArrowSchema;
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::Transaction;
@@ -10,6 +9,7 @@ use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use deltalake::DeltaTable;
 
+use super::blind_append::{Appended, BlindAppender};
 use super::{Lake, TableRef};
 use crate::{Error, Result};
 
@@ -32,6 +32,14 @@ pub const TARGET_FILE_BYTES: u64 = 2 * 1024 * 1024;
 /// [`TARGET_FILE_BYTES`] as the writer takes it.
 pub fn target_file_size() -> Option<std::num::NonZeroU64> {
     std::num::NonZeroU64::new(TARGET_FILE_BYTES)
+}
+
+/// A table left open by [`Lake::append`]: an appender for the next batches of the same columns, and
+/// the table as delta-rs last wrote it, for a batch that brings new columns (schema merge).
+#[derive(Debug, Default)]
+pub(super) struct OpenForAppend {
+    appender: Option<BlindAppender>,
+    delta: Option<DeltaTable>,
 }
 
 impl Lake {
@@ -60,12 +68,34 @@ impl Lake {
                 )))
             }
         };
-        let delta = self.take_appended(table, &schema).await?;
+        let mut open = self.take_appended(table);
+        if let Some(appender) = open.appender.as_mut().filter(|a| a.accepts(&schema)) {
+            match appender
+                .append(batches.clone(), markers, metadata.clone())
+                .await?
+            {
+                Appended::Committed(version) => {
+                    self.keep_appended(table, open);
+                    return Ok(version);
+                }
+                // Another writer came first: delta-rs' write below catches up and retries.
+                Appended::Behind => open.appender = None,
+            }
+        }
+        // Another writer may have committed since: read only the commits after ours.
+        let delta = match self.refreshed(table, open.delta.take()).await? {
+            Some(delta) => delta,
+            None => self.open_or_create(table, &schema).await?,
+        };
         let written = self
             .append_to(delta, table, batches, markers, metadata)
             .await?;
         let version = super::version_of(&written).unwrap_or_default();
-        self.keep_appended(table, written);
+        let open = OpenForAppend {
+            appender: BlindAppender::for_table(self, table, &written)?,
+            delta: Some(written),
+        };
+        self.keep_appended(table, open);
         Ok(version)
     }
 
@@ -95,25 +125,20 @@ impl Lake {
             .map_err(|e| Error::delta(table.sql_name(), e))
     }
 
-    /// The table an earlier [`Lake::append`] of this lake left open, brought up to date, or the table
-    /// opened (created) afresh. Taken out of the cache, so concurrent appenders never share one.
-    async fn take_appended(&self, table: TableRef, schema: &ArrowSchema) -> Result<DeltaTable> {
-        let cached = self
-            .appended
+    /// What an earlier [`Lake::append`] of this lake left open for `table`, taken out of the cache
+    /// so concurrent appenders never share it (empty when nothing was left).
+    fn take_appended(&self, table: TableRef) -> OpenForAppend {
+        self.appended
             .lock()
             .ok()
-            .and_then(|mut open| open.remove(&table.path()));
-        // Another writer may have committed since: read only the commits after ours.
-        match self.refreshed(table, cached).await? {
-            Some(delta) => Ok(delta),
-            None => self.open_or_create(table, schema).await,
-        }
+            .and_then(|mut open| open.remove(&table.path()))
+            .unwrap_or_default()
     }
 
     /// Keeps a table open for the next [`Lake::append`] to it.
-    fn keep_appended(&self, table: TableRef, delta: DeltaTable) {
-        if let Ok(mut open) = self.appended.lock() {
-            open.insert(table.path(), delta);
+    fn keep_appended(&self, table: TableRef, open: OpenForAppend) {
+        if let Ok(mut cache) = self.appended.lock() {
+            cache.insert(table.path(), open);
         }
     }
 

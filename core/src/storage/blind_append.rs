@@ -24,9 +24,8 @@ use deltalake::table::config::TablePropertiesExt;
 use deltalake::table::state::DeltaTableState;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::DeltaTable;
-use tokio::task::JoinHandle;
 
-use super::{CommitMarker, TableRef};
+use super::{CommitMarker, Lake, TableRef};
 use crate::{Error, Result};
 
 /// What became of a [`BlindAppender::append`].
@@ -42,6 +41,9 @@ pub enum Appended {
 pub struct BlindAppender {
     table: TableRef,
     log_store: LogStoreRef,
+    /// Where the table is and how to reach it, for the checkpoint thread's own connection.
+    url: url::Url,
+    options: HashMap<String, String>,
     /// The table as of the version this appender opened it at: its protocol and metadata are what
     /// every append is checked against, and stay current because a commit only lands on the version
     /// right after the last one this appender saw.
@@ -50,7 +52,7 @@ pub struct BlindAppender {
     version: i64,
     checkpoint_interval: i64,
     log_cleanup: bool,
-    checkpointing: Option<JoinHandle<()>>,
+    checkpointing: Option<std::thread::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for BlindAppender {
@@ -66,7 +68,7 @@ impl BlindAppender {
     /// An appender continuing from `delta`'s version, or `None` when blind appends do not fit the
     /// table: a log store that commits through temporary files, or a protocol delta-rs' writer
     /// cannot write (column mapping). The caller then appends through delta-rs' own write.
-    pub fn for_table(table: TableRef, delta: &DeltaTable) -> Result<Option<Self>> {
+    pub fn for_table(lake: &Lake, table: TableRef, delta: &DeltaTable) -> Result<Option<Self>> {
         let log_store = delta.log_store();
         if log_store.name() != "DefaultLogStore" {
             return Ok(None);
@@ -87,6 +89,8 @@ impl BlindAppender {
         Ok(Some(BlindAppender {
             table,
             log_store,
+            url: lake.table_url(table)?,
+            options: lake.options.clone(),
             opened: state.clone(),
             writer,
             version,
@@ -102,17 +106,32 @@ impl BlindAppender {
         self.version
     }
 
-    /// Writes `batch` as new data files and commits them with `markers` and the commit-info
-    /// `metadata` as the next table version. The batch must have the table's columns.
+    /// Whether batches of `schema` can be appended as they are: the table's columns, in its order,
+    /// of its types (nullability aside). A batch with a new column needs delta-rs' schema merge.
+    pub fn accepts(&self, schema: &deltalake::arrow::datatypes::Schema) -> bool {
+        let table = self.writer.arrow_schema();
+        table.fields().len() == schema.fields().len()
+            && table
+                .fields()
+                .iter()
+                .zip(schema.fields())
+                .all(|(t, b)| t.name() == b.name() && t.data_type().equals_datatype(b.data_type()))
+    }
+
+    /// Writes `batches` as new data files and commits them with `markers` and the commit-info
+    /// `metadata` as the next table version. The batches must have the table's columns
+    /// ([`BlindAppender::accepts`]).
     pub async fn append(
         &mut self,
-        batch: RecordBatch,
+        batches: Vec<RecordBatch>,
         markers: &[CommitMarker],
         metadata: HashMap<String, serde_json::Value>,
     ) -> Result<Appended> {
         let name = self.table.sql_name();
         let written = async {
-            self.writer.write(batch).await?;
+            for batch in batches {
+                self.writer.write(batch).await?;
+            }
             self.writer.flush().await
         };
         let adds = match written.await {
@@ -166,8 +185,8 @@ impl BlindAppender {
 
     /// Waits for a checkpoint being written in the background, if any.
     pub async fn settle(&mut self) {
-        if let Some(task) = self.checkpointing.take() {
-            let _ = task.await;
+        if let Some(thread) = self.checkpointing.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
     }
 
@@ -185,15 +204,42 @@ impl BlindAppender {
         {
             return;
         }
-        let log_store = self.log_store.clone();
-        let version = self.version;
-        let cleanup = self.log_cleanup;
+        let (url, options) = (self.url.clone(), self.options.clone());
+        let (version, cleanup) = (self.version, self.log_cleanup);
         let table = self.table.sql_name();
-        self.checkpointing = Some(tokio::spawn(async move {
-            if let Err(e) = checkpoint(log_store, version, cleanup).await {
-                tracing::warn!(table = %table, version, error = %e, "background checkpoint failed");
-            }
-        }));
+        // A thread of its own, at the lowest CPU priority, with its own runtime and storage clients:
+        // reading the log for the checkpoint must not hold up the answer to the next batch.
+        let spawned = std::thread::Builder::new()
+            .name("delta-checkpoint".into())
+            .spawn(move || {
+                lower_priority_of_this_thread();
+                let written = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())
+                    .and_then(|runtime| {
+                        runtime
+                            .block_on(checkpoint(url, options, version, cleanup))
+                            .map_err(|e| e.to_string())
+                    });
+                if let Err(e) = written {
+                    tracing::warn!(table = %table, version, error = %e, "background checkpoint failed");
+                }
+            });
+        match spawned {
+            Ok(thread) => self.checkpointing = Some(thread),
+            Err(e) => tracing::warn!(error = %e, "could not start the checkpoint thread"),
+        }
+    }
+}
+
+/// Lowers the calling thread's CPU priority to the minimum (nice 19 on Linux): the threads it
+/// starts, such as the Delta kernel's I/O thread, inherit it. A refusal leaves it as it was.
+fn lower_priority_of_this_thread() {
+    if let Err(e) =
+        thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min)
+    {
+        tracing::debug!(error = ?e, "the checkpoint thread keeps the normal priority");
     }
 }
 
@@ -215,12 +261,16 @@ async fn delete_files(log_store: &LogStoreRef, table: TableRef, adds: &[Add]) {
 /// Writes the checkpoint of `version` and, when the table says so, removes log entries past the
 /// log retention that the checkpoint makes unnecessary.
 async fn checkpoint(
-    log_store: LogStoreRef,
+    url: url::Url,
+    options: HashMap<String, String>,
     version: i64,
     cleanup: bool,
 ) -> deltalake::DeltaResult<()> {
-    let mut table = DeltaTable::new(log_store);
-    table.load_version(version as u64).await?;
+    let table = deltalake::DeltaTableBuilder::from_url(url)?
+        .with_storage_options(options)
+        .with_version(version as u64)
+        .load()
+        .await?;
     deltalake::checkpoints::create_checkpoint(&table, None).await?;
     if cleanup {
         deltalake::checkpoints::cleanup_metadata(&table, None).await?;
@@ -236,7 +286,7 @@ mod tests {
     use deltalake::arrow::datatypes::{DataType, Field, Schema};
 
     use super::*;
-    use crate::storage::{Lake, Layer};
+    use crate::storage::Layer;
 
     const PROBE: TableRef = TableRef::new(Layer::Bronze, "blind_probe");
 
@@ -261,7 +311,7 @@ mod tests {
 
     async fn appender(lake: &Lake) -> BlindAppender {
         let delta = lake.open_or_create(PROBE, &schema()).await.unwrap();
-        BlindAppender::for_table(PROBE, &delta)
+        BlindAppender::for_table(lake, PROBE, &delta)
             .unwrap()
             .expect("a local table takes blind appends")
     }
@@ -291,13 +341,17 @@ mod tests {
         };
         let meta = HashMap::from([("patientflow.run_id".to_string(), serde_json::json!("r1"))]);
         assert_eq!(
-            a.append(batch("MHA01", 0, 3), std::slice::from_ref(&marker), meta)
-                .await
-                .unwrap(),
+            a.append(
+                vec![batch("MHA01", 0, 3)],
+                std::slice::from_ref(&marker),
+                meta
+            )
+            .await
+            .unwrap(),
             Appended::Committed(1)
         );
         assert_eq!(
-            a.append(batch("MHA02", 3, 2), &[], HashMap::new())
+            a.append(vec![batch("MHA02", 3, 2)], &[], HashMap::new())
                 .await
                 .unwrap(),
             Appended::Committed(2)
@@ -358,14 +412,14 @@ mod tests {
         let mut second = appender(&lake).await;
         assert_eq!(
             first
-                .append(batch("MHA01", 0, 2), &[], HashMap::new())
+                .append(vec![batch("MHA01", 0, 2)], &[], HashMap::new())
                 .await
                 .unwrap(),
             Appended::Committed(1)
         );
         assert_eq!(
             second
-                .append(batch("MHA02", 10, 5), &[], HashMap::new())
+                .append(vec![batch("MHA02", 10, 5)], &[], HashMap::new())
                 .await
                 .unwrap(),
             Appended::Behind
@@ -394,13 +448,13 @@ mod tests {
         let log = dir.path().join("bronze/blind_probe/_delta_log");
         // delta-rs' default interval is 100 commits: versions 1..=98 leave no checkpoint.
         for i in 0..98 {
-            a.append(batch("MHA01", i, 1), &[], HashMap::new())
+            a.append(vec![batch("MHA01", i, 1)], &[], HashMap::new())
                 .await
                 .unwrap();
         }
         a.settle().await;
         assert!(!log.join("_last_checkpoint").exists());
-        a.append(batch("MHA01", 98, 1), &[], HashMap::new())
+        a.append(vec![batch("MHA01", 98, 1)], &[], HashMap::new())
             .await
             .unwrap();
         a.settle().await;
@@ -409,5 +463,66 @@ mod tests {
         let table = lake.open_table(PROBE).await.unwrap().unwrap();
         assert_eq!(table.version(), Some(99));
         assert_eq!(table.snapshot().unwrap().log_data().num_files(), 99);
+    }
+
+    #[tokio::test]
+    async fn lake_appends_of_two_processes_interleave_and_new_columns_still_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap();
+        // Two lakes on one folder: two processes, each with its own open tables.
+        let (a, b) = (
+            Lake::open(root).await.unwrap(),
+            Lake::open(root).await.unwrap(),
+        );
+        let append = |lake: &Lake, batch: RecordBatch| {
+            let lake = lake.clone();
+            async move {
+                lake.append(PROBE, vec![batch], &[], HashMap::new())
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(
+            append(&a, batch("MHA01", 0, 2)).await,
+            1,
+            "created, then written"
+        );
+        assert_eq!(append(&b, batch("MHA02", 2, 2)).await, 2);
+        // a's appender is at 1: it loses the race for 2 and delta-rs' write catches up.
+        assert_eq!(append(&a, batch("MHA01", 4, 1)).await, 3);
+        assert_eq!(
+            append(&a, batch("MHA01", 5, 1)).await,
+            4,
+            "straight to the log"
+        );
+        // A new column goes through delta-rs' schema merge.
+        let wider = Arc::new(Schema::new(vec![
+            Field::new("facility", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
+            Field::new("note", DataType::Utf8, true),
+        ]));
+        let noted = RecordBatch::try_new(
+            wider,
+            vec![
+                Arc::new(StringArray::from(vec!["MHA02"])),
+                Arc::new(Int64Array::from(vec![6])),
+                Arc::new(StringArray::from(vec!["late"])),
+            ],
+        )
+        .unwrap();
+        assert_eq!(append(&b, noted).await, 5);
+        // a still has the narrower columns: behind again, and the merge fills the new one with nulls.
+        assert_eq!(append(&a, batch("MHA01", 7, 1)).await, 6);
+        let rows = a
+            .sql(
+                &[PROBE],
+                "SELECT concat(count(*), ',', sum(n), ',', count(note)) AS v FROM bronze_blind_probe",
+            )
+            .await
+            .unwrap();
+        let text = deltalake::arrow::util::pretty::pretty_format_batches(&rows)
+            .unwrap()
+            .to_string();
+        assert!(text.contains("8,28,1"), "rows, their sum, notes: {text}");
     }
 }

@@ -117,9 +117,10 @@ pub struct Lake {
     appended: AppendedTables,
 }
 
-/// Tables left open by appends (by path below the lake root), shared by the clones of a [`Lake`]: an
-/// append brings its table up to date with the commits since, instead of replaying the whole log.
-type AppendedTables = std::sync::Arc<std::sync::Mutex<HashMap<String, DeltaTable>>>;
+/// Tables left open by appends (by path below the lake root), shared by the clones of a [`Lake`]: the
+/// next append to one commits straight to its log, or brings the table up to date with the commits
+/// since, instead of replaying the whole log.
+type AppendedTables = std::sync::Arc<std::sync::Mutex<HashMap<String, append::OpenForAppend>>>;
 
 impl Lake {
     /// Opens a lake at `location`: a local path (created if missing), a `file://` URL, or an Azure URL.
