@@ -117,19 +117,59 @@ fn us(v: Option<chrono::DateTime<chrono::Utc>>) -> Option<i64> {
     v.map(micros)
 }
 
-/// Reads the facts the KPIs need.
+/// Reads the facts the KPIs need. The four reads run as tasks of their own, so on a multi-core
+/// machine the conversion of one overlaps the others.
 pub async fn load(
     lake: &Lake,
     as_of: i64,
     hospitals: Hospitals,
     departments: Departments,
 ) -> Result<KpiInputs> {
+    let at = format!("arrow_cast({as_of}, 'Timestamp(Microsecond, Some(\"UTC\"))')");
+    let open_sql = format!(
+        "SELECT hospital_id, department_code, patient_key, start_time, end_time FROM gold_fact_location_stay \
+         WHERE department_code IS NOT NULL AND start_time <= {at} AND (end_time IS NULL OR end_time > {at})"
+    );
+    let short_sql = "SELECT hospital_id, department_code, patient_key, start_time, end_time FROM gold_fact_location_stay \
+                     WHERE department_code IS NOT NULL AND end_time IS NOT NULL AND end_time < start_time + INTERVAL '25 hours'";
+    let encounters = tokio::spawn(load_encounters(lake.clone()));
+    let census = tokio::spawn(load_census(lake.clone()));
+    let open_stays = tokio::spawn(stay_rows(lake.clone(), open_sql));
+    let short_stays = tokio::spawn(stay_rows(lake.clone(), short_sql.to_string()));
+    // Every task is awaited before an error is returned, so none outlives the refresh.
+    let (encounters, census, open_stays, short_stays) = (
+        encounters.await,
+        census.await,
+        open_stays.await,
+        short_stays.await,
+    );
     let mut inputs = KpiInputs {
         as_of,
         hospitals,
         departments,
+        encounters: joined(encounters)??,
+        census: joined(census)??,
+        open_stays: joined(open_stays)??,
+        short_stays: joined(short_stays)??,
         ..KpiInputs::default()
     };
+    let keys: BTreeSet<String> = inputs
+        .open_stays
+        .iter()
+        .filter_map(|s| s.patient_key.clone())
+        .collect();
+    inputs.patients = load_patients(lake, Some(&keys)).await?;
+    Ok(inputs)
+}
+
+/// A finished task's result, or the task's panic as an error.
+fn joined<T>(task: std::result::Result<T, tokio::task::JoinError>) -> Result<T> {
+    task.map_err(|e| crate::Error::Storage(format!("internal: a KPI input read failed: {e}")))
+}
+
+/// The encounters of `fact_encounter`, by key.
+async fn load_encounters(lake: Lake) -> Result<Vec<EncRow>> {
+    let mut encounters = Vec::new();
     let sql = "SELECT encounter_key, hospital_id, patient_key, admit_time, discharge_time, arrival_month_key, arrival_hour, \
                admit_month_key, discharge_month_key, admit_department, last_department, age_at_admit, is_admitted, is_open, \
                admission_wait_minutes, los_days FROM gold_fact_encounter";
@@ -154,7 +194,7 @@ pub async fn load(
             let (Some(k), Some(hid)) = (key[i].clone(), h[i].clone()) else {
                 continue;
             };
-            inputs.encounters.push(EncRow {
+            encounters.push(EncRow {
                 key: k,
                 hospital_id: hid,
                 patient_key: p[i].clone(),
@@ -174,8 +214,13 @@ pub async fn load(
             });
         }
     }
-    inputs.encounters.sort_by(|a, b| a.key.cmp(&b.key));
+    encounters.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(encounters)
+}
 
+/// The hours of `fact_census_hourly`, by hospital, department and hour.
+async fn load_census(lake: Lake) -> Result<Vec<CensusRow>> {
+    let mut census = Vec::new();
     let sql = "SELECT hospital_id, department_code, hour_start, date_key, hour_of_day, month_key, staffed_beds, occupied_beds, \
                occupancy_pct, occupied_age_0_17, occupied_age_18_44, occupied_age_45_64, occupied_age_65_84, \
                occupied_age_85_plus, occupied_age_unknown, ed_boarders, boarders_waiting FROM gold_fact_census_hourly";
@@ -210,7 +255,7 @@ pub async fn load(
             for (j, col) in bands.iter().enumerate() {
                 bb[j] = col[i].unwrap_or(0);
             }
-            inputs.census.push(CensusRow {
+            census.push(CensusRow {
                 hospital_id: hid,
                 department: dept,
                 hour: hour_floor(t),
@@ -226,31 +271,15 @@ pub async fn load(
             });
         }
     }
-    inputs.census.sort_by(|a, b| {
+    census.sort_by(|a, b| {
         (&a.hospital_id, &a.department, a.hour).cmp(&(&b.hospital_id, &b.department, b.hour))
     });
-
-    let at = format!("arrow_cast({as_of}, 'Timestamp(Microsecond, Some(\"UTC\"))')");
-    let open_sql = format!(
-        "SELECT hospital_id, department_code, patient_key, start_time, end_time FROM gold_fact_location_stay \
-         WHERE department_code IS NOT NULL AND start_time <= {at} AND (end_time IS NULL OR end_time > {at})"
-    );
-    inputs.open_stays = stay_rows(lake, &open_sql).await?;
-    let short_sql = "SELECT hospital_id, department_code, patient_key, start_time, end_time FROM gold_fact_location_stay \
-                     WHERE department_code IS NOT NULL AND end_time IS NOT NULL AND end_time < start_time + INTERVAL '25 hours'";
-    inputs.short_stays = stay_rows(lake, short_sql).await?;
-    let keys: BTreeSet<String> = inputs
-        .open_stays
-        .iter()
-        .filter_map(|s| s.patient_key.clone())
-        .collect();
-    inputs.patients = load_patients(lake, Some(&keys)).await?;
-    Ok(inputs)
+    Ok(census)
 }
 
-async fn stay_rows(lake: &Lake, sql: &str) -> Result<Vec<StayRow>> {
+async fn stay_rows(lake: Lake, sql: String) -> Result<Vec<StayRow>> {
     let mut out = Vec::new();
-    for b in lake.sql(&[FACT_LOCATION_STAY], sql).await? {
+    for b in lake.sql(&[FACT_LOCATION_STAY], &sql).await? {
         let h = strings(&b, "hospital_id")?;
         let d = strings(&b, "department_code")?;
         let p = strings(&b, "patient_key")?;
@@ -303,10 +332,12 @@ pub async fn refresh(
         (bottlenecks::TABLE, bottlenecks::build(inputs)?),
         (midnight_census::TABLE, midnight_census::build(inputs)?),
     ];
-    let mut out = Vec::new();
-    for (table, batch) in built {
-        out.push((table, batch.num_rows()));
-        write::overwrite(lake, table, vec![batch], &[], markers).await?;
-    }
-    Ok(out)
+    // Eleven independent tables: their writes overlap.
+    let writes = built.into_iter().map(|(table, batch)| async move {
+        let rows = batch.num_rows();
+        write::overwrite(lake, table, vec![batch], &[], markers)
+            .await
+            .map(|()| (table, rows))
+    });
+    futures::future::try_join_all(writes).await
 }
