@@ -296,11 +296,18 @@ fn split_json(text: &str) -> Vec<RawMessage> {
 }
 
 fn json_message(text: &str, position: usize, byte_offset: usize) -> RawMessage {
-    let parsed: std::result::Result<serde_json::Value, _> = serde_json::from_str(text);
-    let (format, header) = match parsed {
-        Err(e) => ("json", Err(format!("malformed JSON: {e}"))),
-        Ok(v) if v.get("resourceType").is_some() => ("fhir", fhir_header(&v)),
-        Ok(v) => ("json", json_header(&v)),
+    // Only the header fields are materialised; the rest of the event is checked and skipped. An
+    // event that does not fit (not an object, a duplicate key, malformed) is read whole, for the
+    // same verdict and reason. Objects only: a derived struct would also take an array by position.
+    let head = text
+        .trim_start()
+        .starts_with('{')
+        .then(|| serde_json::from_str::<JsonHead>(text).ok())
+        .flatten();
+    let (format, header) = match head {
+        Some(head) if head.resource_type.is_some() => ("fhir", fhir_header(|k| head.field(k))),
+        Some(head) => ("json", json_header(|k| head.field(k))),
+        None => json_event_read_whole(text),
     };
     RawMessage {
         text: text.to_string(),
@@ -311,21 +318,72 @@ fn json_message(text: &str, position: usize, byte_offset: usize) -> RawMessage {
     }
 }
 
-fn json_str(v: &serde_json::Value, key: &str) -> Option<String> {
-    match v.get(key)? {
+/// The format and header of a JSON or FHIR event read into a whole JSON value.
+fn json_event_read_whole(text: &str) -> (&'static str, std::result::Result<MessageHeader, String>) {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Err(e) => ("json", Err(format!("malformed JSON: {e}"))),
+        Ok(v) if !v.is_object() => (
+            "json",
+            Err("a JSON ADT event must be an object".to_string()),
+        ),
+        Ok(v) if v.get("resourceType").is_some() => ("fhir", fhir_header(|k| v.get(k))),
+        Ok(v) => ("json", json_header(|k| v.get(k))),
+    }
+}
+
+/// The fields of a JSON or FHIR event that its Bronze header is made of. A field given as `null`
+/// is present (`Some(Null)`), as in the whole value.
+#[derive(serde::Deserialize)]
+struct JsonHead {
+    #[serde(rename = "resourceType", default, deserialize_with = "present")]
+    resource_type: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "present")]
+    id: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "present")]
+    message_id: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "present")]
+    event_type: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "present")]
+    facility: Option<serde_json::Value>,
+    #[serde(rename = "serviceProvider", default, deserialize_with = "present")]
+    service_provider: Option<serde_json::Value>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<serde_json::Value>, D::Error> {
+    <serde_json::Value as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+impl JsonHead {
+    fn field(&self, key: &str) -> Option<&serde_json::Value> {
+        match key {
+            "resourceType" => self.resource_type.as_ref(),
+            "id" => self.id.as_ref(),
+            "message_id" => self.message_id.as_ref(),
+            "event_type" => self.event_type.as_ref(),
+            "facility" => self.facility.as_ref(),
+            "serviceProvider" => self.service_provider.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// A header field as text: a non-blank string (trimmed) or a number.
+fn json_str(value: Option<&serde_json::Value>) -> Option<String> {
+    match value? {
         serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
         serde_json::Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
 }
 
-fn json_header(v: &serde_json::Value) -> std::result::Result<MessageHeader, String> {
-    if !v.is_object() {
-        return Err("a JSON ADT event must be an object".into());
-    }
-    let message_id = json_str(v, "message_id").ok_or("missing message_id")?;
-    let trigger = json_str(v, "event_type").ok_or("missing event_type")?;
-    let facility = json_str(v, "facility").ok_or("missing facility")?;
+fn json_header<'a>(
+    get: impl Fn(&str) -> Option<&'a serde_json::Value>,
+) -> std::result::Result<MessageHeader, String> {
+    let message_id = json_str(get("message_id")).ok_or("missing message_id")?;
+    let trigger = json_str(get("event_type")).ok_or("missing event_type")?;
+    let facility = json_str(get("facility")).ok_or("missing facility")?;
     Ok(MessageHeader {
         message_id,
         message_type: format!("ADT^{trigger}"),
@@ -334,11 +392,12 @@ fn json_header(v: &serde_json::Value) -> std::result::Result<MessageHeader, Stri
     })
 }
 
-fn fhir_header(v: &serde_json::Value) -> std::result::Result<MessageHeader, String> {
-    let kind = json_str(v, "resourceType").ok_or("FHIR resource without resourceType")?;
-    let id = json_str(v, "id").ok_or("FHIR resource without id")?;
-    let facility = v
-        .get("serviceProvider")
+fn fhir_header<'a>(
+    get: impl Fn(&str) -> Option<&'a serde_json::Value>,
+) -> std::result::Result<MessageHeader, String> {
+    let kind = json_str(get("resourceType")).ok_or("FHIR resource without resourceType")?;
+    let id = json_str(get("id")).ok_or("FHIR resource without id")?;
+    let facility = get("serviceProvider")
         .and_then(|p| p.get("reference"))
         .and_then(|r| r.as_str())
         .map(|r| r.rsplit('/').next().unwrap_or(r).to_string());
@@ -1099,6 +1158,29 @@ mod tests {
             (d[0].encoding, d[0].charset_issue.as_deref()),
             ("utf8", None)
         );
+    }
+
+    #[test]
+    fn json_headers_read_from_the_header_fields_match_the_whole_value() {
+        let events = [
+            r#"{"message_id":"M1","event_type":"A01","facility":"MHA01","patient":{"mrn":"P1","name":["Doe","Jane"]}}"#,
+            r#"{"message_id":17,"event_type":" A03 ","facility":"MHA02","extra":[1,2,{"x":null}]}"#,
+            r#"{"message_id":"  ","event_type":"A01","facility":"MHA01"}"#,
+            r#"{"event_type":"A01","facility":"MHA01"}"#,
+            r#"{"message_id":"M1","event_type":"A01","facility":null}"#,
+            r#"{"resourceType":"Encounter","id":"E1","serviceProvider":{"reference":"Organization/MHA03"}}"#,
+            r#"{"resourceType":null,"message_id":"M1","event_type":"A01","facility":"MHA01"}"#,
+            r#"{"resourceType":"Encounter","id":"E1","id":"E2"}"#,
+            r#"{"resourceType":"Encounter"}"#,
+            r#"[1,2]"#,
+            r#""text""#,
+            r#"{"message_id":"M1","#,
+            r#"{"message_id":"M1"} trailing"#,
+        ];
+        for text in events {
+            let m = json_message(text, 0, 0);
+            assert_eq!((m.format, m.header), json_event_read_whole(text), "{text}");
+        }
     }
 
     #[test]
