@@ -24,6 +24,7 @@ use deltalake::table::config::TablePropertiesExt;
 use deltalake::table::state::DeltaTableState;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::DeltaTable;
+use tokio::sync::oneshot::error::TryRecvError;
 
 use super::{CommitMarker, Lake, TableRef};
 use crate::{Error, Result};
@@ -52,7 +53,7 @@ pub struct BlindAppender {
     version: i64,
     checkpoint_interval: i64,
     log_cleanup: bool,
-    checkpointing: Option<std::thread::JoinHandle<()>>,
+    checkpointing: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
 impl std::fmt::Debug for BlindAppender {
@@ -185,8 +186,8 @@ impl BlindAppender {
 
     /// Waits for a checkpoint being written in the background, if any.
     pub async fn settle(&mut self) {
-        if let Some(thread) = self.checkpointing.take() {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        if let Some(done) = self.checkpointing.take() {
+            let _ = done.await;
         }
     }
 
@@ -197,39 +198,91 @@ impl BlindAppender {
         if (self.version + 1) % self.checkpoint_interval != 0 {
             return;
         }
-        if self
+        let still_running = self
             .checkpointing
-            .as_ref()
-            .is_some_and(|t| !t.is_finished())
-        {
+            .as_mut()
+            .is_some_and(|done| done.try_recv().is_err_and(|e| e == TryRecvError::Empty));
+        if still_running {
             return;
         }
-        let (url, options) = (self.url.clone(), self.options.clone());
-        let (version, cleanup) = (self.version, self.log_cleanup);
-        let table = self.table.sql_name();
-        // A thread of its own, at the lowest CPU priority, with its own runtime and storage clients:
-        // reading the log for the checkpoint must not hold up the answer to the next batch.
-        let spawned = std::thread::Builder::new()
-            .name("delta-checkpoint".into())
-            .spawn(move || {
-                lower_priority_of_this_thread();
-                let written = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| e.to_string())
-                    .and_then(|runtime| {
-                        runtime
-                            .block_on(checkpoint(url, options, version, cleanup))
-                            .map_err(|e| e.to_string())
-                    });
-                if let Err(e) = written {
-                    tracing::warn!(table = %table, version, error = %e, "background checkpoint failed");
-                }
-            });
-        match spawned {
-            Ok(thread) => self.checkpointing = Some(thread),
-            Err(e) => tracing::warn!(error = %e, "could not start the checkpoint thread"),
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let job = CheckpointJob {
+            table: self.table.sql_name(),
+            url: self.url.clone(),
+            options: self.options.clone(),
+            version: self.version,
+            cleanup: self.log_cleanup,
+            done,
+        };
+        match checkpoint_thread().and_then(|jobs| jobs.send(job).ok()) {
+            Some(()) => self.checkpointing = Some(finished),
+            None => tracing::warn!(table = %self.table, "the checkpoint thread is not running"),
         }
+    }
+}
+
+/// A checkpoint for the checkpoint thread to write.
+struct CheckpointJob {
+    table: String,
+    url: url::Url,
+    options: HashMap<String, String>,
+    version: i64,
+    cleanup: bool,
+    done: tokio::sync::oneshot::Sender<()>,
+}
+
+/// The process's checkpoint thread, started on first use: one thread at the lowest CPU priority with
+/// its own runtime and storage clients, so reading a table's log for its checkpoint never holds up
+/// the runtime answering the next batch, and the tables it checkpoints stay open between jobs (each
+/// checkpoint reads only the commits since the previous one). `None` when it could not be started.
+fn checkpoint_thread() -> Option<std::sync::mpsc::Sender<CheckpointJob>> {
+    static JOBS: std::sync::OnceLock<
+        Option<std::sync::Mutex<std::sync::mpsc::Sender<CheckpointJob>>>,
+    > = std::sync::OnceLock::new();
+    let jobs = JOBS.get_or_init(|| {
+        let (send, receive) = std::sync::mpsc::channel::<CheckpointJob>();
+        std::thread::Builder::new()
+            .name("delta-checkpoint".into())
+            .spawn(move || write_checkpoints(receive))
+            .map_err(|e| tracing::warn!(error = %e, "could not start the checkpoint thread"))
+            .ok()
+            .map(|_| std::sync::Mutex::new(send))
+    });
+    jobs.as_ref()?.lock().ok().map(|s| s.clone())
+}
+
+/// The checkpoint thread's loop: one job at a time, until the process ends.
+fn write_checkpoints(jobs: std::sync::mpsc::Receiver<CheckpointJob>) {
+    lower_priority_of_this_thread();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "no runtime for the checkpoint thread");
+            return;
+        }
+    };
+    let mut open: HashMap<url::Url, DeltaTable> = HashMap::new();
+    while let Ok(job) = jobs.recv() {
+        let cached = open.remove(&job.url);
+        let written = runtime.block_on(checkpoint(
+            cached,
+            job.url.clone(),
+            &job.options,
+            job.version,
+            job.cleanup,
+        ));
+        match written {
+            Ok(table) => {
+                open.insert(job.url, table);
+            }
+            Err(e) => {
+                tracing::warn!(table = %job.table, version = job.version, error = %e, "background checkpoint failed")
+            }
+        }
+        let _ = job.done.send(());
     }
 }
 
@@ -259,23 +312,33 @@ async fn delete_files(log_store: &LogStoreRef, table: TableRef, adds: &[Add]) {
 }
 
 /// Writes the checkpoint of `version` and, when the table says so, removes log entries past the
-/// log retention that the checkpoint makes unnecessary.
+/// log retention that the checkpoint makes unnecessary. Returns the table as of `version`.
 async fn checkpoint(
+    cached: Option<DeltaTable>,
     url: url::Url,
-    options: HashMap<String, String>,
+    options: &HashMap<String, String>,
     version: i64,
     cleanup: bool,
-) -> deltalake::DeltaResult<()> {
-    let table = deltalake::DeltaTableBuilder::from_url(url)?
-        .with_storage_options(options)
-        .with_version(version as u64)
-        .load()
-        .await?;
+) -> deltalake::DeltaResult<DeltaTable> {
+    let version = version as u64;
+    let table = match cached {
+        Some(mut table) if table.version().is_some_and(|v| v < version) => {
+            table.update_incremental(Some(version)).await?;
+            table
+        }
+        _ => {
+            deltalake::DeltaTableBuilder::from_url(url)?
+                .with_storage_options(options.clone())
+                .with_version(version)
+                .load()
+                .await?
+        }
+    };
     deltalake::checkpoints::create_checkpoint(&table, None).await?;
     if cleanup {
         deltalake::checkpoints::cleanup_metadata(&table, None).await?;
     }
-    Ok(())
+    Ok(table)
 }
 
 #[cfg(test)]
