@@ -88,7 +88,8 @@ impl TableRef {
 
     /// Delta table properties the table is created with. Tables appended to many times a day keep
     /// file statistics only for the columns their readers prune on (so every commit costs less to
-    /// replay) and are checkpointed every ten commits (so opening one replays at most ten JSON commits).
+    /// replay) and are checkpointed every ten commits (so opening one replays about ten JSON commits;
+    /// a long-running writer checkpoints in the background, see [`blind_append`]).
     pub fn created_properties(&self) -> Vec<(&'static str, &'static str)> {
         let stats_columns = match (self.layer, self.name) {
             (Layer::Bronze, "adt_messages") => "facility,ingested_at,ingest_date,eh_enqueued_time",
