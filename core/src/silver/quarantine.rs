@@ -53,12 +53,12 @@ pub async fn write(
     markers: &[CommitMarker],
     run_id: &str,
 ) -> Result<usize> {
-    let existing = existing_ids(lake).await?;
+    let ids: Vec<String> = rows.iter().map(QuarantineRow::id).collect();
+    let existing = existing_ids(lake, &ids).await?;
     let now = chrono::Utc::now();
     let mut seen = HashSet::new();
     let mut builder = RowsBuilder::new();
-    for r in rows {
-        let id = r.id();
+    for (r, id) in rows.into_iter().zip(ids) {
         if existing.contains(&id) || !seen.insert(id.clone()) {
             continue;
         }
@@ -166,16 +166,36 @@ pub async fn withdraw_stale(
     Ok(stale.len())
 }
 
-async fn existing_ids(lake: &Lake) -> Result<HashSet<String>> {
-    if lake.open_table(QUARANTINE).await?.is_none() {
+/// Which of `candidates` the quarantine table holds already. Nothing is read when there is no
+/// candidate (most incremental steps), and a few candidates are looked up by id rather than by
+/// reading every id of the table into memory.
+async fn existing_ids(lake: &Lake, candidates: &[String]) -> Result<HashSet<String>> {
+    /// Up to this many candidates go into an `IN` list.
+    const LOOKUP_LIMIT: usize = 1_000;
+    if candidates.is_empty() || lake.open_table(QUARANTINE).await?.is_none() {
         return Ok(HashSet::new());
     }
-    let batches = lake
-        .sql(&[QUARANTINE], "SELECT quarantine_id FROM silver_quarantine")
-        .await?;
+    let sql = if candidates.len() <= LOOKUP_LIMIT {
+        let list: Vec<String> = candidates
+            .iter()
+            .map(|id| format!("'{}'", id.replace('\'', "''")))
+            .collect();
+        format!(
+            "SELECT quarantine_id FROM silver_quarantine WHERE quarantine_id IN ({})",
+            list.join(", ")
+        )
+    } else {
+        "SELECT quarantine_id FROM silver_quarantine".to_string()
+    };
+    let wanted: HashSet<&str> = candidates.iter().map(String::as_str).collect();
     let mut out = HashSet::new();
-    for b in batches {
-        out.extend(strings(&b, "quarantine_id")?.into_iter().flatten());
+    for b in lake.sql(&[QUARANTINE], &sql).await? {
+        out.extend(
+            strings(&b, "quarantine_id")?
+                .into_iter()
+                .flatten()
+                .filter(|id| wanted.contains(id.as_str())),
+        );
     }
     Ok(out)
 }
@@ -204,4 +224,63 @@ pub fn quarantine_schema() -> deltalake::arrow::datatypes::Schema {
         s("source_name"),
         Field::new("source_position", DataType::Int64, true),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::silver::dq::{rules, Finding};
+
+    fn row(key: usize) -> QuarantineRow {
+        QuarantineRow {
+            source_table: "bronze_adt_messages".into(),
+            source_key: format!("MHA01|M{key}"),
+            finding: Finding::new(&rules::ADT_MRN_MISSING, Some("pid_3"), "no MRN", None),
+            action: "quarantine",
+            raw_record: Some(format!("MSH|...|M{key}")),
+            source_name: None,
+            source_position: Some(key as i64),
+        }
+    }
+
+    async fn count(lake: &Lake) -> usize {
+        lake.sql(&[QUARANTINE], "SELECT quarantine_id FROM silver_quarantine")
+            .await
+            .unwrap()
+            .iter()
+            .map(|b| b.num_rows())
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn a_finding_is_quarantined_once_whether_looked_up_by_id_or_by_reading_all_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).await.unwrap();
+        assert_eq!(write(&lake, vec![], &[], "r0").await.unwrap(), 0);
+        assert!(
+            lake.open_table(QUARANTINE).await.unwrap().is_none(),
+            "nothing to write, nothing created"
+        );
+        assert_eq!(
+            write(&lake, (0..3).map(row).collect(), &[], "r1")
+                .await
+                .unwrap(),
+            3
+        );
+        // A few candidates: looked up by id. Two are there already, one is new, one comes twice.
+        let again = vec![row(1), row(2), row(3), row(3)];
+        assert_eq!(write(&lake, again, &[], "r2").await.unwrap(), 1);
+        assert_eq!(count(&lake).await, 4);
+        // More candidates than the lookup takes: every id is read, with the same outcome.
+        let many: Vec<QuarantineRow> = (0..1_500).map(row).collect();
+        assert_eq!(write(&lake, many, &[], "r3").await.unwrap(), 1_496);
+        assert_eq!(count(&lake).await, 1_500);
+        assert_eq!(
+            write(&lake, (0..1_500).map(row).collect(), &[], "r4")
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(count(&lake).await, 1_500);
+    }
 }
