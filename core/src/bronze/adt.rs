@@ -349,6 +349,7 @@ struct JsonHead {
     service_provider: Option<serde_json::Value>,
 }
 
+/// Reads a field that is there as `Some`, `null` included (serde's default maps `null` to `None`).
 fn present<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<Option<serde_json::Value>, D::Error> {

@@ -191,9 +191,10 @@ impl BlindAppender {
         }
     }
 
-    /// On the table's checkpoint interval (the same versions delta-rs checkpoints at), writes the
-    /// checkpoint of the version just committed in a task of its own. One at a time: while one is
-    /// still being written the next interval's is skipped, and the one after covers it.
+    /// On the table's checkpoint interval (the same versions delta-rs checkpoints at), hands the
+    /// checkpoint of the version just committed to the process's checkpoint thread. One per table at
+    /// a time: while one is still being written the next interval's is skipped, and the one after
+    /// covers it.
     fn checkpoint_in_background(&mut self) {
         if (self.version + 1) % self.checkpoint_interval != 0 {
             return;
@@ -235,20 +236,19 @@ struct CheckpointJob {
 /// its own runtime and storage clients, so reading a table's log for its checkpoint never holds up
 /// the runtime answering the next batch, and the tables it checkpoints stay open between jobs (each
 /// checkpoint reads only the commits since the previous one). `None` when it could not be started.
-fn checkpoint_thread() -> Option<std::sync::mpsc::Sender<CheckpointJob>> {
-    static JOBS: std::sync::OnceLock<
-        Option<std::sync::Mutex<std::sync::mpsc::Sender<CheckpointJob>>>,
-    > = std::sync::OnceLock::new();
-    let jobs = JOBS.get_or_init(|| {
+fn checkpoint_thread() -> Option<&'static std::sync::mpsc::Sender<CheckpointJob>> {
+    static JOBS: std::sync::OnceLock<Option<std::sync::mpsc::Sender<CheckpointJob>>> =
+        std::sync::OnceLock::new();
+    JOBS.get_or_init(|| {
         let (send, receive) = std::sync::mpsc::channel::<CheckpointJob>();
         std::thread::Builder::new()
             .name("delta-checkpoint".into())
             .spawn(move || write_checkpoints(receive))
             .map_err(|e| tracing::warn!(error = %e, "could not start the checkpoint thread"))
             .ok()
-            .map(|_| std::sync::Mutex::new(send))
-    });
-    jobs.as_ref()?.lock().ok().map(|s| s.clone())
+            .map(|_| send)
+    })
+    .as_ref()
 }
 
 /// The checkpoint thread's loop: one job at a time, until the process ends.
@@ -301,10 +301,11 @@ async fn delete_files(log_store: &LogStoreRef, table: TableRef, adds: &[Add]) {
     use object_store::ObjectStoreExt;
     let store = log_store.object_store(None);
     for add in adds {
-        let Ok(path) = object_store::path::Path::from_url_path(&add.path) else {
-            continue;
+        let deleted = match object_store::path::Path::from_url_path(&add.path) {
+            Ok(path) => store.delete(&path).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
         };
-        if let Err(e) = store.delete(&path).await {
+        if let Err(e) = deleted {
             tracing::warn!(table = %table.sql_name(), path = %add.path, error = %e,
                 "could not delete the data file of an append that lost the race for its version");
         }
@@ -379,6 +380,13 @@ mod tests {
             .expect("a local table takes blind appends")
     }
 
+    async fn query_text(lake: &Lake, sql: &str) -> String {
+        let rows = lake.sql(&[PROBE], sql).await.unwrap();
+        deltalake::arrow::util::pretty::pretty_format_batches(&rows)
+            .unwrap()
+            .to_string()
+    }
+
     fn parquet_files(dir: &std::path::Path) -> usize {
         std::fs::read_dir(dir)
             .unwrap()
@@ -427,16 +435,11 @@ mod tests {
             lake.marker_version(&table, "probe-run").await.unwrap(),
             Some(7)
         );
-        let rows = lake
-            .sql(
-                &[PROBE],
-                "SELECT facility, count(*) AS c, sum(n) AS s FROM bronze_blind_probe GROUP BY facility ORDER BY facility",
-            )
-            .await
-            .unwrap();
-        let text = deltalake::arrow::util::pretty::pretty_format_batches(&rows)
-            .unwrap()
-            .to_string();
+        let text = query_text(
+            &lake,
+            "SELECT facility, count(*) AS c, sum(n) AS s FROM bronze_blind_probe GROUP BY facility ORDER BY facility",
+        )
+        .await;
         assert!(text.contains("| MHA01    | 3 | 3 |"), "{text}");
         assert!(text.contains("| MHA02    | 2 | 7 |"), "{text}");
         let commit = lake_commit(&table, 1).await;
@@ -576,16 +579,11 @@ mod tests {
         assert_eq!(append(&b, noted).await, 5);
         // a still has the narrower columns: behind again, and the merge fills the new one with nulls.
         assert_eq!(append(&a, batch("MHA01", 7, 1)).await, 6);
-        let rows = a
-            .sql(
-                &[PROBE],
-                "SELECT concat(count(*), ',', sum(n), ',', count(note)) AS v FROM bronze_blind_probe",
-            )
-            .await
-            .unwrap();
-        let text = deltalake::arrow::util::pretty::pretty_format_batches(&rows)
-            .unwrap()
-            .to_string();
+        let text = query_text(
+            &a,
+            "SELECT concat(count(*), ',', sum(n), ',', count(note)) AS v FROM bronze_blind_probe",
+        )
+        .await;
         assert!(text.contains("8,28,1"), "rows, their sum, notes: {text}");
     }
 }
